@@ -1,0 +1,207 @@
+"""The storage port: the one async interface every other module uses. Adapters: SQLite, Redis."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.decide import LedgerEvent, Outcome
+from passes.model import Card
+
+
+class StoreError(Exception):
+    """Base of the errors the port raises."""
+
+
+class CardConflict(StoreError):
+    """A card number or serial is taken, or the account already has a card in another program."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    device_id: str
+    pass_type_id: str
+    serial: str
+    push_token: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    """Outcomes in input order, and the final state of every card an accepted event changed."""
+
+    outcomes: list[tuple[str, Outcome]]
+    changed: list[Card] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A unit of delivery work. Kinds: `apns_pass` (payload: device_id, pass_type_id, serial, tag),
+    `fcm_alert` / `apns_alert` (payload: token, card, title, body, data)."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int = 0
+    enqueued_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry: OutboxEntry
+    error: str
+    failed_at: float
+
+
+@dataclass(frozen=True)
+class AppToken:
+    card: str
+    platform: str  # "android" (FCM) or "ios" (APNs alert)
+    token: str
+    updated_at: float
+
+
+class Store(abc.ABC):
+    """Async storage port. Every method is atomic on its own; nothing relies on process memory."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and migrate the schema to the current version."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backing store answers."""
+
+    # -- cards -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_card(self, card: Card) -> tuple[Card, bool]:
+        """Insert `card` unless its account already has one. Returns (stored card, created).
+        The existing card is returned for the same account and program; a number or serial
+        collision, or the same account in another program, raises CardConflict.
+        The new card gets a fresh tag from the store counter."""
+
+    @abc.abstractmethod
+    async def get_card(self, number: str) -> Card | None: ...
+
+    @abc.abstractmethod
+    async def get_card_by_serial(self, serial: str) -> Card | None: ...
+
+    @abc.abstractmethod
+    async def get_card_by_account(self, account: str) -> Card | None: ...
+
+    # -- ledger ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+        """For each event in order: classify (ledger.decide.classify) against the stored card
+        (by `card` number or `account`) and the set of already accepted ids; for an accepted
+        one, in the same atomic commit: the new card state (ledger.decide.apply_event) with a
+        new tag from the store-side counter, the event id recorded, and one `apns_pass` outbox
+        entry per registered device of the card's serial, coalesced: while an entry for the
+        same (device, pass type, serial) waits unclaimed, no second one is added."""
+
+    # -- PassKit registrations -------------------------------------------------------------
+    @abc.abstractmethod
+    async def register_device(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+    ) -> bool:
+        """Upsert; True when new. An existing registration gets the new push token."""
+
+    @abc.abstractmethod
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
+        """True when something was removed."""
+
+    @abc.abstractmethod
+    async def get_registrations(self, serial: str) -> list[Registration]: ...
+
+    @abc.abstractmethod
+    async def get_registration(
+        self, device_id: str, pass_type_id: str, serial: str
+    ) -> Registration | None: ...
+
+    @abc.abstractmethod
+    async def count_registrations(self, serial: str) -> int: ...
+
+    @abc.abstractmethod
+    async def remove_registration_if_stale(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
+    ) -> bool:
+        """Remove the registration only if it still has `push_token` and was last updated
+        before `before` (APNs said the token was invalid at that time)."""
+
+    @abc.abstractmethod
+    async def serials_updated_since(
+        self, device_id: str, pass_type_id: str, since_tag: int | None
+    ) -> tuple[list[str], int]:
+        """Serials registered by the device whose tag is above `since_tag` (all with None),
+        and the highest tag among them (0 when the list is empty)."""
+
+    # -- device logs (POST /passkit/v1/log) ------------------------------------------------
+    @abc.abstractmethod
+    async def append_device_logs(self, messages: list[str], now: float, keep: int) -> None:
+        """Append, then drop the oldest beyond `keep`."""
+
+    @abc.abstractmethod
+    async def list_device_logs(self, limit: int) -> list[tuple[float, str]]:
+        """Newest first."""
+
+    # -- companion-app tokens --------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def app_tokens(self, card: str) -> list[AppToken]: ...
+
+    @abc.abstractmethod
+    async def delete_app_token(self, token: str) -> None: ...
+
+    # -- outbox ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
+        """Add one outbox entry outside a ledger commit (test pushes, alerts); returns its id."""
+
+    @abc.abstractmethod
+    async def claim_outbox(
+        self, consumer: str, limit: int, lease_seconds: float, now: float
+    ) -> list[OutboxEntry]:
+        """Up to `limit` entries that are due and not leased by a live consumer, leased to
+        `consumer`. Entries whose lease ran out (a dead worker) are claimed again; claiming
+        ends coalescing for that entry (a later change enqueues a new one)."""
+
+    @abc.abstractmethod
+    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+        """Delivered (or nothing left to do): remove for good."""
+
+    @abc.abstractmethod
+    async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
+        """Release the lease; due again after `delay_seconds`, with attempts + 1."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
+        """Remove from the outbox into the dead-letter list."""
+
+    @abc.abstractmethod
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def outbox_size(self) -> int:
+        """Entries not yet acknowledged or dead-lettered."""
+
+    @abc.abstractmethod
+    async def last_pushed_tag(self, device_id: str, pass_type_id: str, serial: str) -> int:
+        """The tag last pushed to this device for this pass (0 if none)."""
+
+    @abc.abstractmethod
+    async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None: ...
+
+    # -- push journal (dry run and delivery record, bounded) ---------------------------------
+    @abc.abstractmethod
+    async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None: ...
+
+    @abc.abstractmethod
+    async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
+        """Newest first."""

@@ -1,0 +1,1 @@
+"""HTTP: the Starlette application and its handlers per audience (cards, PassKit, ledger, admin, operations)."""
