@@ -1,0 +1,170 @@
+"""`python -m cli <command>`: serve, worker, pki, check-certs, api-key, issue, test-push."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from config.settings import ROLES, ConfigError, load_settings
+from config.startup import Prepared, prepare
+
+
+def _prepared() -> Prepared:
+    try:
+        return prepare(load_settings())
+    except ConfigError as exc:
+        print("wallet service cannot start:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _print_dev_banner(prepared: Prepared) -> None:
+    s = prepared.settings
+    print(f"wallet service ({s.env}) on http://{s.host}:{s.port}  public URL {s.public_url}")
+    print(f"  store:    {s.database_url}")
+    print(f"  docs:     {s.public_url}/docs   programs: {s.public_url}/v1/programs   ready: {s.public_url}/readyz")
+    print(f"  passkit:  {s.web_service_url}   pass type {s.pass_type_id}, team {s.team_id}")
+    print(f"  pushes:   {'recorded only (dry run), see /v1/admin/pushes' if s.push_dry_run else 'sent to ' + s.apns_endpoint}")
+    if prepared.created_pki:
+        print(f"  created a throw-away dev PKI in {s.certs_dir}/")
+    if prepared.dev_secrets is not None:
+        # dev keys are meant to be seen: SPEC has them printed at start
+        print("  dev API keys (Authorization: Bearer <key>):")
+        for role, key in prepared.dev_secrets["api_keys"].items():
+            print(f"    {role:<9} {key}")
+        print(f"  dev ledger secret (X-Wallet-Signature HMAC key): {prepared.dev_secrets['ledger_secret']}")
+    for name, days in prepared.certs.expiry.items():
+        print(f"  certificate {name}: {days} days to expiry")
+    sys.stdout.flush()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    prepared = _prepared()
+    _print_dev_banner(prepared)
+    s = prepared.settings
+    uvicorn.run(create_app(prepared), host=s.host, port=s.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from push.runner import run_standalone_worker
+
+    prepared = _prepared()
+    return asyncio.run(run_standalone_worker(prepared))
+
+
+def cmd_pki(args: argparse.Namespace) -> int:
+    from passes.pki import ensure_dev_pki
+
+    s = load_settings()
+    created = ensure_dev_pki(s.certs_dir, s.pass_type_id, s.team_id)
+    print(f"dev PKI {'created' if created else 'already present'} in {s.certs_dir}/ "
+          f"(pass type {s.pass_type_id}, team {s.team_id})")
+    return 0
+
+
+def cmd_check_certs(args: argparse.Namespace) -> int:
+    from passes.certs import check_certificates
+
+    s = load_settings()
+    report = check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password, now=time.time())
+    for name, days in report.expiry.items():
+        print(f"{name}: {days} days to expiry")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print("certificates OK" if not report.problems else f"{len(report.problems)} problem(s)")
+    return 0 if not report.problems else 1
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    key = secrets.token_urlsafe(32)
+    print(f"{args.role}:{key}")
+    print("add it to WALLET_API_KEYS (comma separated role:key pairs)", file=sys.stderr)
+    return 0
+
+
+async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
+    from passes.model import Card, Member
+    from passes.numbers import last4, new_auth_token, new_card_number, new_serial
+    from web.app import build_services
+    from web.cards import tier_for_balance
+
+    services = await build_services(prepared)
+    try:
+        template = services.templates.get(args.program)
+        if template is None:
+            print(f"unknown program {args.program!r}; programs: {', '.join(sorted(services.templates))}", file=sys.stderr)
+            return 2
+        if args.tier and template.tier(args.tier) is None:
+            print(f"unknown tier {args.tier!r}; tiers: {', '.join(template.tier_keys)}", file=sys.stderr)
+            return 2
+        now = int(time.time())
+        card = Card(
+            number=new_card_number(template.card_prefix), program=template.program, account=args.account,
+            serial=new_serial(), auth_token=new_auth_token(),
+            member=Member(name=args.name, phone=args.phone, email=args.email),
+            locale=args.locale or template.default_locale, balance=args.balance,
+            tier=args.tier or tier_for_balance(template, args.balance), created_at=now, modified_at=now,
+        )
+        stored, created = await services.store.create_card(card)
+        rendered = services.factory.render(stored)
+        Path(args.out).write_bytes(rendered.data)
+        print(f"{'issued' if created else 'existing'} card *{last4(stored.number)} serial {stored.serial} -> {args.out}")
+        return 0
+    finally:
+        await services.store.close()
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    return asyncio.run(_issue(_prepared(), args))
+
+
+def cmd_test_push(args: argparse.Namespace) -> int:
+    from push.runner import send_test_push
+
+    return asyncio.run(send_test_push(_prepared(), args.token))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cli", description="Wallet pass and push service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="prepare (dev PKI, keys) and run the web service (and, on SQLite, the worker)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+    sub.add_parser("worker", help="run the push worker").set_defaults(func=cmd_worker)
+    sub.add_parser("pki", help="create the dev PKI in WALLET_CERTS_DIR if missing").set_defaults(func=cmd_pki)
+    sub.add_parser("check-certs", help="check signing certificates and print days to expiry").set_defaults(func=cmd_check_certs)
+    p = sub.add_parser("api-key", help="generate an API key for a role")
+    p.add_argument("role", choices=ROLES)
+    p.set_defaults(func=cmd_api_key)
+    p = sub.add_parser("issue", help="issue a card and write its .pkpass")
+    p.add_argument("--program", default="coffee")
+    p.add_argument("--account", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--phone")
+    p.add_argument("--email")
+    p.add_argument("--balance", type=int, default=0)
+    p.add_argument("--tier")
+    p.add_argument("--locale")
+    p.add_argument("--out", default="card.pkpass")
+    p.set_defaults(func=cmd_issue)
+    p = sub.add_parser("test-push", help="send one pass-update push to a device token now and print the result")
+    p.add_argument("--token", required=True, help="APNs device push token (hex)")
+    p.set_defaults(func=cmd_test_push)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

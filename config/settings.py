@@ -1,0 +1,197 @@
+"""Settings: SPEC's environment variables (a `.env` file may set the same names), validated once."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROLES = ("issuer", "marketing", "admin")
+DEV_PASS_TYPE_ID = "pass.dev.wallet.loyalty"
+DEV_TEAM_ID = "DEVTEAM123"
+
+_PASS_TYPE_RE = re.compile(r"^pass(\.[A-Za-z0-9-]+)+$")
+_TEAM_RE = re.compile(r"^[A-Z0-9]{10}$")
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; `problems` holds one clear message per item."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "dev"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///var/wallet.db"
+    public_url: str = "http://127.0.0.1:8000"
+    certs_dir: Path = Path("certs")
+    templates_dir: Path = Path("pass_templates")
+    pass_type_id: str = DEV_PASS_TYPE_ID
+    team_id: str = DEV_TEAM_ID
+    pass_key_password: str | None = None
+    # key -> role; filled from WALLET_API_KEYS or, in dev, from the generated dev secrets
+    api_keys: dict[str, str] = field(default_factory=dict)
+    ledger_secret: str = ""
+    link_secret: str = ""
+    link_ttl_seconds: int = 7 * 24 * 3600
+    apns_endpoint: str = "https://api.push.apple.com"
+    apns_ca_file: str | None = None
+    apns_key_file: str | None = None
+    apns_key_id: str | None = None
+    push_dry_run: bool = True
+    run_worker: bool = True
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def web_service_url(self) -> str:
+        return self.public_url.rstrip("/") + "/passkit"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`NAME=value` lines; `#` comments, optional `export `, single or double quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        name, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def parse_api_keys(text: str) -> tuple[dict[str, str], list[str]]:
+    keys: dict[str, str] = {}
+    problems: list[str] = []
+    for number, item in enumerate(filter(None, (p.strip() for p in text.split(","))), start=1):
+        role, sep, key = item.partition(":")
+        if not sep or role not in ROLES:
+            problems.append(
+                f"WALLET_API_KEYS entry {number}: expected role:key with role one of {', '.join(ROLES)}"
+            )
+        elif len(key) < 16:
+            problems.append(f"WALLET_API_KEYS entry {number}: the key must be at least 16 characters")
+        else:
+            keys[key] = role
+    return keys, problems
+
+
+def _flag(name: str, value: str, problems: list[str]) -> bool:
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    problems.append(f"{name} must be 1 or 0")
+    return False
+
+
+def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Settings from `.env` overridden by the environment. Secrets that dev generates (API keys,
+    ledger secret) are left empty here and filled by config.dev_secrets; prod must set them."""
+    source = dict(read_dotenv(dotenv)) if dotenv is not None else {}
+    source.update(os.environ if environ is None else environ)
+    get = source.get
+    problems: list[str] = []
+
+    env = get("WALLET_ENV", "dev")
+    if env not in ("dev", "prod"):
+        problems.append("WALLET_ENV must be dev or prod")
+    prod = env == "prod"
+
+    port_text = get("PORT", "8000")
+    port = int(port_text) if port_text.isdigit() else 0
+    if not 0 < port < 65536:
+        problems.append("PORT must be a number from 1 to 65535")
+
+    database_url = get("WALLET_DATABASE_URL", "sqlite:///var/wallet.db")
+    if urlsplit(database_url).scheme not in ("sqlite", "redis", "rediss"):
+        problems.append("WALLET_DATABASE_URL must start with sqlite:/// or redis://")
+
+    public_url = get("WALLET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public = urlsplit(public_url)
+    if public.scheme not in ("http", "https") or not public.netloc:
+        problems.append("WALLET_PUBLIC_URL must be an http(s) URL")
+    elif prod and public.scheme != "https":
+        problems.append("WALLET_PUBLIC_URL must use https in prod (Apple Wallet requires it)")
+
+    pass_type_id = get("WALLET_PASS_TYPE_ID") or ("" if prod else DEV_PASS_TYPE_ID)
+    if not pass_type_id:
+        problems.append("WALLET_PASS_TYPE_ID is not set")
+    elif not _PASS_TYPE_RE.match(pass_type_id):
+        problems.append("WALLET_PASS_TYPE_ID must look like pass.com.example.loyalty")
+    team_id = get("WALLET_TEAM_ID") or ("" if prod else DEV_TEAM_ID)
+    if not team_id:
+        problems.append("WALLET_TEAM_ID is not set")
+    elif not _TEAM_RE.match(team_id):
+        problems.append("WALLET_TEAM_ID must be 10 upper-case letters or digits")
+
+    api_keys: dict[str, str] = {}
+    if get("WALLET_API_KEYS"):
+        api_keys, key_problems = parse_api_keys(get("WALLET_API_KEYS", ""))
+        problems.extend(key_problems)
+    elif prod:
+        problems.append("WALLET_API_KEYS is not set")
+
+    ledger_secret = get("WALLET_LEDGER_SECRET", "")
+    if prod and not ledger_secret:
+        problems.append("WALLET_LEDGER_SECRET is not set")
+    elif ledger_secret and len(ledger_secret) < 16:
+        problems.append("WALLET_LEDGER_SECRET must be at least 16 characters")
+
+    apns_endpoint = get("WALLET_APNS_ENDPOINT", "https://api.push.apple.com").rstrip("/")
+    if urlsplit(apns_endpoint).scheme != "https":
+        problems.append("WALLET_APNS_ENDPOINT must be an https URL")
+    apns_ca_file = get("WALLET_APNS_CA_FILE") or None
+    if apns_ca_file and not Path(apns_ca_file).is_file():
+        problems.append("WALLET_APNS_CA_FILE does not name a file")
+
+    dry_run = _flag("WALLET_PUSH_DRY_RUN", get("WALLET_PUSH_DRY_RUN", "0" if prod else "1"), problems)
+    if prod and dry_run:
+        problems.append("WALLET_PUSH_DRY_RUN=1 is for dev only")
+    run_worker_default = "1" if database_url.startswith("sqlite") else "0"
+    run_worker = _flag("WALLET_RUN_WORKER", get("WALLET_RUN_WORKER", run_worker_default), problems)
+
+    ttl_text = get("WALLET_LINK_TTL_SECONDS", str(7 * 24 * 3600))
+    if not ttl_text.isdigit() or int(ttl_text) < 60:
+        problems.append("WALLET_LINK_TTL_SECONDS must be a whole number of seconds, at least 60")
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        env=env,
+        host=get("HOST", "127.0.0.1"),
+        port=port,
+        database_url=database_url,
+        public_url=public_url,
+        certs_dir=Path(get("WALLET_CERTS_DIR", "certs")),
+        templates_dir=Path(get("WALLET_TEMPLATES_DIR", "pass_templates")),
+        pass_type_id=pass_type_id,
+        team_id=team_id,
+        pass_key_password=get("WALLET_PASS_KEY_PASSWORD") or None,
+        api_keys=api_keys,
+        ledger_secret=ledger_secret,
+        link_secret=get("WALLET_LINK_SECRET", ""),
+        link_ttl_seconds=int(ttl_text),
+        apns_endpoint=apns_endpoint,
+        apns_ca_file=apns_ca_file,
+        apns_key_file=get("WALLET_APNS_KEY_FILE") or None,
+        apns_key_id=get("WALLET_APNS_KEY_ID") or None,
+        push_dry_run=dry_run,
+        run_worker=run_worker,
+    )

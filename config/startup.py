@@ -1,0 +1,41 @@
+"""Start-up preparation: dev PKI and secrets on first start, certificate checks that decide
+whether the service may start (prod names every problem at once)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from config.dev_secrets import with_secrets
+from config.settings import ConfigError, Settings
+from passes.certs import CertReport, check_certificates
+from passes.pki import ensure_dev_pki
+
+
+@dataclass(frozen=True)
+class Prepared:
+    settings: Settings
+    certs: CertReport
+    dev_secrets: dict | None
+    created_pki: bool
+    created_secrets: bool
+
+
+def prepare(settings: Settings, now: float | None = None) -> Prepared:
+    created_pki = False
+    if settings.is_dev:
+        created_pki = ensure_dev_pki(settings.certs_dir, settings.pass_type_id, settings.team_id)
+    settings, dev, created_secrets = with_secrets(settings)
+    report = check_certificates(
+        settings.certs_dir,
+        settings.pass_type_id,
+        settings.team_id,
+        settings.pass_key_password,
+        now=time.time() if now is None else now,
+    )
+    problems = list(report.problems)
+    if settings.apns_key_file and not settings.apns_key_id:
+        problems.append("WALLET_APNS_KEY_FILE is set but WALLET_APNS_KEY_ID is not")
+    if problems:
+        raise ConfigError(problems)
+    return Prepared(settings, report, dev, created_pki, created_secrets)

@@ -1,0 +1,112 @@
+"""Reading one posted ledger event into a LedgerEvent, or saying exactly what is wrong with it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from ledger.decide import LedgerEvent
+
+MAX_EVENTS = 1000
+_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_CARD_RE = re.compile(r"^[0-9]{16}$")
+_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_LIMIT = 2**53
+
+
+class EventError(ValueError):
+    pass
+
+
+def _int(data: dict[str, Any], name: str, *, required: bool, minimum: int | None = None) -> int | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise EventError(f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventError(f"{name} must be an integer")
+    if minimum is not None and value < minimum:
+        raise EventError(f"{name} must be at least {minimum}")
+    if abs(value) > _LIMIT:
+        raise EventError(f"{name} is out of range")
+    return value
+
+
+def _str(data: dict[str, Any], name: str, max_len: int) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise EventError(f"{name} must be a non-empty string")
+    if len(value) > max_len:
+        raise EventError(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def event_id(raw: Any) -> str | None:
+    """The event's id if it has a usable one (for reporting an invalid event by id)."""
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str) and _ID_RE.match(raw["id"]):
+        return raw["id"]
+    return None
+
+
+def parse_event(raw: Any, tier_keys: frozenset[str]) -> LedgerEvent:
+    if not isinstance(raw, dict):
+        raise EventError("an event must be an object")
+    ident = event_id(raw)
+    if ident is None:
+        raise EventError("id is required: 1 to 128 printable characters")
+    card = raw.get("card")
+    account = raw.get("account")
+    if card is None and account is None:
+        raise EventError("card or account is required")
+    if card is not None and (not isinstance(card, str) or not _CARD_RE.match(card)):
+        raise EventError("card must be a 16-digit card number")
+    if account is not None and (not isinstance(account, str) or not _ACCOUNT_RE.match(account)):
+        raise EventError("account is malformed")
+    version = _int(raw, "version", required=True, minimum=1)
+    balance = _int(raw, "balance", required=True)
+    pending = _int(raw, "pending", required=False, minimum=0)
+    tier = _str(raw, "tier", 32)
+    if tier is not None and tier not in tier_keys:
+        raise EventError(f"tier {tier!r} is not a tier of any program")
+    message = _str(raw, "message", 500)
+    expiring_points = expiring_date = None
+    expiring = raw.get("expiring")
+    if expiring is not None:
+        if not isinstance(expiring, dict):
+            raise EventError("expiring must be an object with points and date")
+        expiring_points = _int(expiring, "points", required=True, minimum=0)
+        text = expiring.get("date")
+        if not isinstance(text, str):
+            raise EventError("expiring.date must be YYYY-MM-DD")
+        try:
+            expiring_date = date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise EventError("expiring.date must be YYYY-MM-DD") from None
+        if len(text) != 10:
+            raise EventError("expiring.date must be YYYY-MM-DD")
+    occurred_at = _str(raw, "occurred_at", 40)
+    if occurred_at is not None:
+        try:
+            parsed = datetime.fromisoformat(occurred_at.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise EventError("occurred_at must be an RFC 3339 timestamp") from None
+        if parsed.tzinfo is None:
+            raise EventError("occurred_at must carry a time zone offset")
+    assert version is not None and balance is not None
+    return LedgerEvent(
+        id=ident,
+        version=version,
+        balance=balance,
+        card=card,
+        account=account if card is None else None,
+        tier=tier,
+        pending=pending,
+        expiring_points=expiring_points,
+        expiring_date=expiring_date,
+        message=message,
+        occurred_at=occurred_at,
+    )

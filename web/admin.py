@@ -1,0 +1,42 @@
+"""Admin views: device logs sent by Wallet, the push journal (dry runs and deliveries), dead letters."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from web.auth import require_role
+from web.errors import ApiError
+
+
+def _limit(request: Request, default: int = 100, maximum: int = 10_000) -> int:
+    text = request.query_params.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise ApiError(400, "invalid_query", f"limit must be 1 to {maximum}")
+    return int(text)
+
+
+async def device_logs(request: Request) -> Response:
+    require_role(request, "admin")
+    rows = await request.app.state.services.store.list_device_logs(_limit(request))
+    return JSONResponse({"logs": [{"at": at, "message": message} for at, message in rows]})
+
+
+async def pushes(request: Request) -> Response:
+    require_role(request, "admin")
+    return JSONResponse({"pushes": await request.app.state.services.store.list_pushes(_limit(request))})
+
+
+async def dead_letters(request: Request) -> Response:
+    require_role(request, "admin")
+    rows = await request.app.state.services.store.list_dead_letters(_limit(request))
+    return JSONResponse({"dead_letters": [
+        {"id": d.entry.id, "kind": d.entry.kind, "attempts": d.entry.attempts, "error": d.error,
+         "failed_at": d.failed_at, "payload": _redacted(d.entry.payload)}
+        for d in rows
+    ]})
+
+
+def _redacted(payload: dict) -> dict:
+    # push tokens are credentials of a sort: show only their start
+    return {k: (v[:8] + "…" if k in ("token", "push_token") and isinstance(v, str) else v) for k, v in payload.items()}

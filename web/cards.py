@@ -1,0 +1,224 @@
+"""Issuer API: issue a card (idempotent per ledger account), read its state, and the signed
+links a member follows (the .pkpass download and the card page)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from datetime import datetime, timezone
+from email.utils import formatdate
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from passes.model import Card, Member
+from passes.numbers import last4, luhn_valid, new_auth_token, new_card_number, new_serial
+from passes.pkpass import RenderedPass
+from passes.templates import Template
+from store.port import CardConflict
+from web.body import read_json_object
+from web.auth import require_role
+from web.errors import ApiError
+from web.links import link_valid, sign_link
+from web.services import Services
+from web.validation import ACCOUNT_RE, EMAIL_RE, PHONE_RE, integer, invalid, obj, reject_unknown, text
+
+log = logging.getLogger("wallet.cards")
+
+PKPASS_TYPE = "application/vnd.apple.pkpass"
+_CARD_FIELDS = {"program", "account", "member", "balance", "tier", "locale"}
+_MEMBER_FIELDS = {"name", "phone", "email"}
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def tier_for_balance(template: Template, balance: int) -> str:
+    key = template.tiers[0].key
+    for tier in template.tiers:
+        if balance >= tier.threshold:
+            key = tier.key
+    return key
+
+
+def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
+    settings = services.settings
+    expires = int(now) + settings.link_ttl_seconds
+    base = settings.public_url
+    apple = sign_link(settings.link_secret, "pkpass", card.serial, expires)
+    page = sign_link(settings.link_secret, "page", card.serial, expires)
+    return {
+        "apple": f"{base}/v1/passes/{card.serial}.pkpass?{apple}",
+        "page": f"{base}/c/{card.serial}?{page}",
+    }
+
+
+def card_state(services: Services, card: Card, devices: int, now: float) -> dict[str, Any]:
+    expiring = None
+    if card.expiring_points:
+        expiring = {"points": card.expiring_points, "date": card.expiring_date}
+    return {
+        "card": card.number,
+        "program": card.program,
+        "account": card.account,
+        "serial": card.serial,
+        "member": card.member.to_dict(),
+        "locale": card.locale,
+        "balance": card.balance,
+        "tier": card.tier,
+        "pending": card.pending,
+        "expiring": expiring,
+        "last_message": card.last_message,
+        "version": card.version,
+        "devices": devices,
+        "created_at": iso(card.created_at),
+        "updated_at": iso(card.modified_at),
+        "links": links_for(services, card, now),
+    }
+
+
+def parse_new_card(data: dict[str, Any], templates: dict[str, Template]) -> tuple[Template, dict[str, Any]]:
+    reject_unknown(data, _CARD_FIELDS)
+    program = text(data, "program", max_len=64)
+    template = templates.get(program or "")
+    if template is None:
+        raise ApiError(404, "unknown_program", f"program {program!r} does not exist")
+    account = text(data, "account", max_len=128, pattern=ACCOUNT_RE)
+    member = obj(data, "member")
+    assert member is not None
+    reject_unknown(member, _MEMBER_FIELDS, "member.")
+    name = text(member, "name", max_len=100, where="member.")
+    phone = text(member, "phone", required=False, max_len=16, pattern=PHONE_RE, where="member.")
+    email = text(member, "email", required=False, max_len=254, pattern=EMAIL_RE, where="member.")
+    balance = integer(data, "balance", required=False, default=0, minimum=0)
+    assert balance is not None
+    tier = text(data, "tier", required=False, max_len=32)
+    if tier is not None and template.tier(tier) is None:
+        raise invalid("tier", f"not a tier of {template.program}: {', '.join(template.tier_keys)}")
+    locale = text(data, "locale", required=False, max_len=16)
+    if locale is not None and locale not in template.locales:
+        raise invalid("locale", f"one of {', '.join(template.locales)}")
+    return template, {
+        "account": account,
+        "member": Member(name=name or "", phone=phone, email=email),
+        "balance": balance,
+        "tier": tier or tier_for_balance(template, balance),
+        "locale": locale or template.default_locale,
+    }
+
+
+async def create_card(request: Request) -> Response:
+    services = _services(request)
+    require_role(request, "issuer")
+    template, fields = parse_new_card(await read_json_object(request), services.templates)
+    now = time.time()
+    for _ in range(8):
+        card = Card(
+            number=new_card_number(template.card_prefix),
+            program=template.program,
+            serial=new_serial(),
+            auth_token=new_auth_token(),
+            created_at=int(now),
+            modified_at=int(now),
+            **fields,
+        )
+        try:
+            stored, created = await services.store.create_card(card)
+            break
+        except CardConflict:
+            existing = await services.store.get_card_by_account(fields["account"])
+            if existing is not None and existing.program != template.program:
+                raise ApiError(409, "account_in_other_program",
+                               "this account already has a card in another program") from None
+            # a random number or serial collided: draw again
+            continue
+    else:  # pragma: no cover - 8 collisions of 10^11 random numbers
+        raise ApiError(503, "unavailable", "could not allocate a card number, try again")
+    if created:
+        services.metrics.inc("wallet_cards_issued_total", help="Cards issued", program=template.program)
+        log.info("issued card *%s in %s", last4(stored.number), stored.program)
+    body = {"card": stored.number, "serial": stored.serial, "links": links_for(services, stored, now)}
+    return JSONResponse(body, status_code=201 if created else 200)
+
+
+async def get_card(request: Request) -> Response:
+    services = _services(request)
+    require_role(request, "issuer")
+    number = request.path_params["card"]
+    card = None
+    if len(number) == 16 and number.isdigit() and luhn_valid(number):
+        card = await services.store.get_card(number)
+    if card is None:
+        raise ApiError(404, "unknown_card", "no such card")
+    devices = await services.store.count_registrations(card.serial)
+    return JSONResponse(card_state(services, card, devices, time.time()))
+
+
+async def render_pass(services: Services, card: Card) -> RenderedPass:
+    # signing is CPU work of about a millisecond: keep it off the event loop
+    return await anyio.to_thread.run_sync(services.factory.render, card)
+
+
+def pkpass_response(rendered: RenderedPass, card: Card, filename: str | None = None) -> Response:
+    headers = {"Last-Modified": http_date(card.modified_at), "ETag": f'"{rendered.digest}"',
+               "Cache-Control": "no-cache"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return Response(rendered.data, media_type=PKPASS_TYPE, headers=headers)
+
+
+def http_date(ts: int) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+async def _card_from_link(request: Request, purpose: str, serial: str) -> Card:
+    services = _services(request)
+    ok = link_valid(services.settings.link_secret, purpose, serial, request.query_params.get("exp"),
+                    request.query_params.get("sig"), time.time())
+    card = await services.store.get_card_by_serial(serial) if ok and len(serial) <= 64 else None
+    if card is None:
+        # expired, forged and unknown links look the same
+        raise ApiError(404, "invalid_link", "this link is invalid or has expired")
+    return card
+
+
+async def download_pkpass(request: Request) -> Response:
+    serial = request.path_params["serial"]
+    card = await _card_from_link(request, "pkpass", serial)
+    rendered = await render_pass(_services(request), card)
+    return pkpass_response(rendered, card, filename=f"{card.program}.pkpass")
+
+
+async def card_page(request: Request) -> Response:
+    services = _services(request)
+    serial = request.path_params["serial"]
+    card = await _card_from_link(request, "page", serial)
+    template = services.templates.get(card.program)
+    summary = template.summary(card.locale) if template else {}
+    links = links_for(services, card, time.time())
+    tier = template.tier(card.tier) if template else None
+    tier_name = tier.names.get(card.locale, card.tier) if tier else card.tier
+    program_name = summary.get("name") or card.program
+    esc = html.escape
+    page = f"""<!doctype html>
+<html lang="{esc(card.locale)}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(str(program_name))}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
+.card{{border-radius:1rem;padding:1.5rem;background:#3b2a20;color:#fff}}
+.balance{{font-size:2.5rem;font-weight:700}} a.button{{display:inline-block;margin-top:1.5rem;padding:.8rem 1.2rem;
+background:#000;color:#fff;border-radius:.6rem;text-decoration:none}}</style></head>
+<body><div class="card"><div>{esc(str(program_name))}</div>
+<div class="balance" id="balance">{card.balance}</div><div id="tier">{esc(str(tier_name))}</div>
+<div>•••• {esc(last4(card.number))}</div></div>
+<a class="button" id="apple" href="{esc(links['apple'])}">Add to Apple Wallet</a>
+</body></html>"""
+    return HTMLResponse(page)

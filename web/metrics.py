@@ -1,0 +1,43 @@
+"""Process metrics in Prometheus text format: counters and gauges, no dependency needed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        self._help: dict[str, str] = {}
+        self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def inc(self, name: str, amount: float = 1.0, help: str = "", **labels: str) -> None:
+        self._counters[(name, tuple(sorted(labels.items())))] += amount
+        if help:
+            self._help.setdefault(name, help)
+
+    def value(self, name: str, **labels: str) -> float:
+        return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        self._gauges[name] = (help, read)
+
+    def render(self, extra: dict[str, float] | None = None) -> str:
+        lines: list[str] = []
+        seen: set[str] = set()
+        for (name, labels), amount in sorted(self._counters.items()):
+            if name not in seen:
+                seen.add(name)
+                lines.append(f"# HELP {name} {self._help.get(name, name)}")
+                lines.append(f"# TYPE {name} counter")
+            label_text = ",".join(f'{k}="{v}"' for k, v in labels)
+            lines.append(f"{name}{{{label_text}}} {amount}" if label_text else f"{name} {amount}")
+        for name, (help, read) in sorted(self._gauges.items()):
+            lines.append(f"# HELP {name} {help}")
+            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"{name} {read()}")
+        for name, value in sorted((extra or {}).items()):
+            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"{name} {value}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""Operations and discovery: health, readiness, metrics, the program list, OpenAPI and its docs page."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from passes.certs import check_certificates
+from web.openapi import openapi_document
+from web.services import Services
+
+_CERT_RECHECK_SECONDS = 60.0
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _cert_report(services: Services):
+    # certificates are files that an operator may replace while we run: re-read them now and then
+    cached = getattr(services, "_cert_checked", 0.0)
+    if time.monotonic() - cached > _CERT_RECHECK_SECONDS:
+        s = services.settings
+        services.certs = await anyio.to_thread.run_sync(
+            lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password, now=time.time())
+        )
+        services._cert_checked = time.monotonic()  # type: ignore[attr-defined]
+    return services.certs
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        store_ok = await services.store.ping()
+    except Exception:  # any failure to answer means not ready
+        store_ok = False
+    report = await _cert_report(services)
+    ready = store_ok and not report.problems
+    body = {
+        "status": "ready" if ready else "not ready",
+        "store": "ok" if store_ok else "unreachable",
+        "certificates": {"problems": list(report.problems), "days_to_expiry": dict(report.expiry)},
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    extra: dict[str, float] = {}
+    try:
+        extra["wallet_outbox_pending"] = float(await services.store.outbox_size())
+    except Exception:
+        pass
+    for name, days in services.certs.expiry.items():
+        extra[f"wallet_certificate_days_to_expiry_{name}"] = float(days)
+    worker = services.worker
+    if worker is not None:
+        for name, value in getattr(worker, "counters", {}).items():
+            extra[f"wallet_push_{name}_total"] = float(value)
+    return PlainTextResponse(services.metrics.render(extra), media_type="text/plain; version=0.0.4")
+
+
+async def programs(request: Request) -> Response:
+    services: Services = request.app.state.services
+    locale = request.query_params.get("locale")
+    items = []
+    for name in sorted(services.templates):
+        template = services.templates[name]
+        items.append(template.summary(locale if locale in template.locales else template.default_locale))
+    return JSONResponse({"programs": items})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.app.state.services.settings.public_url))
+
+
+async def docs(request: Request) -> Response:
+    document = openapi_document(request.app.state.services.settings.public_url)
+    rows = []
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td><td>{html.escape(', '.join(op.get('responses', {})))}</td></tr>"
+            )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(document['info']['title'])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td,th{{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}}</style>
+</head><body><h1>{html.escape(document['info']['title'])}</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a></p>
+<table><tr><th>method</th><th>path</th><th>what</th><th>responses</th></tr>{''.join(rows)}</table></body></html>"""
+    return HTMLResponse(page)
