@@ -1,0 +1,71 @@
+"""Planning a batch of ledger events against a snapshot of card state, shared by both adapters.
+
+The adapters load the cards and already accepted ids a batch touches, this module walks the
+events in order with ledger.decide's rules (so a v3 then a v2 of one card in one batch leaves
+the v2 stale), and the adapter then commits the plan in one atomic step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ledger.decide import LedgerEvent, Outcome, apply_event, classify
+from passes.model import Card
+
+
+@dataclass
+class CardChange:
+    """Everything an atomic commit needs for one card the batch changed."""
+
+    base_version: int  # the version the plan was made against (compare-and-set material)
+    card: Card  # final state after the batch's accepted events for this card
+    event_ids: list[str] = field(default_factory=list)  # accepted ids, in order
+
+
+@dataclass
+class BatchPlan:
+    outcomes: list[tuple[str, Outcome]]
+    changes: dict[str, CardChange]  # by card number, in first-change order
+
+
+def card_key(event: LedgerEvent, number_by_account: Mapping[str, str]) -> str | None:
+    """The card number an event addresses: its `card`, else the card of its `account`."""
+    if event.card is not None:
+        return event.card
+    if event.account is not None:
+        return number_by_account.get(event.account)
+    return None
+
+
+def plan_batch(
+    events: Iterable[LedgerEvent],
+    cards: Mapping[str, Card],
+    number_by_account: Mapping[str, str],
+    seen_ids: set[str],
+    next_tag: Callable[[], int],
+    now: float,
+) -> BatchPlan:
+    """Classify and apply `events` in order. `seen_ids` is extended with the ids accepted here,
+    so an id repeated within the batch is a duplicate; `next_tag` hands out one tag per
+    accepted event (an adapter that assigns tags at commit time may return a placeholder)."""
+    state = dict(cards)
+    outcomes: list[tuple[str, Outcome]] = []
+    changes: dict[str, CardChange] = {}
+    for event in events:
+        number = card_key(event, number_by_account)
+        card = state.get(number) if number is not None else None
+        outcome = classify(event, card, event.id in seen_ids)
+        outcomes.append((event.id, outcome))
+        if outcome is not Outcome.ACCEPTED:
+            continue
+        assert card is not None and number is not None
+        updated = apply_event(card, event, next_tag(), now)
+        state[number] = updated
+        seen_ids.add(event.id)
+        change = changes.get(number)
+        if change is None:
+            change = changes[number] = CardChange(base_version=card.version, card=updated)
+        change.card = updated
+        change.event_ids.append(event.id)
+    return BatchPlan(outcomes=outcomes, changes=changes)

@@ -1,0 +1,1 @@
+"""Schema of the SQLite store: ordered migration steps (sqlite.py), applied at open()."""

@@ -1,0 +1,76 @@
+"""SQLite schema migrations.
+
+`MIGRATIONS[i]` takes the database from `PRAGMA user_version` i to i + 1. Steps are only ever
+appended: a released step is never edited, because databases in the field already ran it.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: initial schema
+    (
+        # `data` is the whole card as JSON; the columns beside it exist to be indexed or
+        # compared without decoding it.
+        """CREATE TABLE cards (
+            number TEXT PRIMARY KEY,
+            serial TEXT NOT NULL UNIQUE,
+            account TEXT NOT NULL UNIQUE,
+            program TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            tag INTEGER NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        # Store-wide monotonic counters (the update tag); never derived from the clock.
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('tag', 0)",
+        "CREATE TABLE ledger_event_ids (id TEXT PRIMARY KEY) WITHOUT ROWID",
+        """CREATE TABLE registrations (
+            device_id TEXT NOT NULL,
+            pass_type_id TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            push_token TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (device_id, pass_type_id, serial)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX registrations_serial ON registrations (serial)",
+        # AUTOINCREMENT so an id is never reused: a late ack can't hit a newer entry.
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            coalesce_key TEXT UNIQUE,
+            due_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until REAL,
+            enqueued_at REAL NOT NULL
+        )""",
+        "CREATE INDEX outbox_due ON outbox (due_at, id)",
+        """CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            entry_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            enqueued_at REAL NOT NULL,
+            error TEXT NOT NULL,
+            failed_at REAL NOT NULL
+        )""",
+        """CREATE TABLE pushed_tags (
+            device_id TEXT NOT NULL,
+            pass_type_id TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            tag INTEGER NOT NULL,
+            PRIMARY KEY (device_id, pass_type_id, serial)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE device_logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, message TEXT NOT NULL)",
+        "CREATE TABLE push_journal (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL)",
+        """CREATE TABLE app_tokens (
+            token TEXT PRIMARY KEY,
+            card TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX app_tokens_card ON app_tokens (card)",
+    ),
+]

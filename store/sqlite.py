@@ -1,0 +1,504 @@
+"""The SQLite adapter: the embedded default store.
+
+All database work runs on one dedicated thread, so the event loop never blocks on disk and
+this process's writes are serialized without locks of our own. Every write runs in a
+`BEGIN IMMEDIATE` transaction, which also serializes against other processes sharing the file
+(a web and a worker process), with `busy_timeout` to wait for the lock instead of failing.
+
+Durability: WAL with `synchronous=NORMAL`. A committed transaction is in the WAL file before
+COMMIT returns, so it survives a crash of this process (the OS still holds the write); only
+a power loss or kernel crash can lose the last transactions. That is the trade we accept for
+the embedded default; `redis://` is the store for more than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from os import PathLike
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ledger.decide import LedgerEvent
+from passes.model import Card
+from store.ledger_batch import plan_batch
+from store.port import (
+    AppToken,
+    CardConflict,
+    DeadLetter,
+    LedgerResult,
+    OutboxEntry,
+    Registration,
+    Store,
+    StoreError,
+)
+from store.schema.sqlite import MIGRATIONS
+
+T = TypeVar("T")
+
+_OUTBOX_UPSERT = """
+    INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)
+    VALUES ('apns_pass', ?, ?, ?, 0, ?)
+    ON CONFLICT (coalesce_key) DO UPDATE SET payload = excluded.payload
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _card_from_row(data: str) -> Card:
+    return Card.from_dict(json.loads(data))
+
+
+def _coalesce_key(device_id: str, pass_type_id: str, serial: str) -> str:
+    # JSON keeps the three parts unambiguous whatever characters they contain.
+    return _dumps([device_id, pass_type_id, serial])
+
+
+class SqliteStore(Store):
+    """`SqliteStore(path)`: a store in one SQLite file (its parent directory is created)."""
+
+    def __init__(self, path: str | PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._call(self._run_read, fn, *args)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._call(self._run_write, fn, *args)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("store is not open")
+        return self._conn
+
+    def _run_read(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(self._connection(), *args)
+
+    def _run_write(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            await self._call(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module never does.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crash, see module doc
+        self._conn = conn
+        self._migrate(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(f"database schema version {version} is newer than this code ({len(MIGRATIONS)})")
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._call(self._close_sync)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> bool:
+        try:
+            return await self._read(lambda conn: conn.execute("SELECT 1").fetchone()[0] == 1)
+        except (StoreError, sqlite3.Error):
+            return False
+
+    async def schema_version(self) -> int:
+        """The applied migration count (PRAGMA user_version)."""
+        return await self._read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- cards -------------------------------------------------------------------------------
+    @staticmethod
+    def _next_tag(conn: sqlite3.Connection, count: int = 1) -> int:
+        """Advance the store counter by `count`; returns its new value (the last tag handed out)."""
+        return conn.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'tag' RETURNING value", (count,)
+        ).fetchone()[0]
+
+    async def create_card(self, card: Card) -> tuple[Card, bool]:
+        return await self._write(self._create_card, card)
+
+    def _create_card(self, conn: sqlite3.Connection, card: Card) -> tuple[Card, bool]:
+        row = conn.execute("SELECT data FROM cards WHERE account = ?", (card.account,)).fetchone()
+        if row is not None:
+            existing = _card_from_row(row[0])
+            if existing.program != card.program:
+                raise CardConflict("the account already has a card in another program")
+            return existing, False
+        taken = conn.execute(
+            "SELECT 1 FROM cards WHERE number = ? OR serial = ?", (card.number, card.serial)
+        ).fetchone()
+        if taken is not None:
+            raise CardConflict("card number or serial is taken")
+        stored = card.with_changes(tag=self._next_tag(conn))
+        conn.execute(
+            "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (stored.number, stored.serial, stored.account, stored.program, stored.version, stored.tag,
+             _dumps(stored.to_dict())),
+        )
+        return stored, True
+
+    async def get_card(self, number: str) -> Card | None:
+        return await self._read(self._card_where, "number", number)
+
+    async def get_card_by_serial(self, serial: str) -> Card | None:
+        return await self._read(self._card_where, "serial", serial)
+
+    async def get_card_by_account(self, account: str) -> Card | None:
+        return await self._read(self._card_where, "account", account)
+
+    @staticmethod
+    def _card_where(conn: sqlite3.Connection, column: str, value: str) -> Card | None:
+        # `column` is one of our own literals above, never input.
+        row = conn.execute(f"SELECT data FROM cards WHERE {column} = ?", (value,)).fetchone()
+        return _card_from_row(row[0]) if row is not None else None
+
+    # -- ledger ------------------------------------------------------------------------------
+    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+        if not events:
+            return LedgerResult(outcomes=[])
+        # One hop to the thread and one transaction for the whole batch: per-event round
+        # trips would cost more than the work itself.
+        return await self._write(self._apply_ledger_events, events, now)
+
+    def _apply_ledger_events(self, conn: sqlite3.Connection, events: list[LedgerEvent], now: float) -> LedgerResult:
+        numbers = {e.card for e in events if e.card is not None}
+        accounts = {e.account for e in events if e.card is None and e.account is not None}
+        number_by_account: dict[str, str] = {}
+        if accounts:
+            number_by_account = dict(conn.execute(
+                "SELECT account, number FROM cards WHERE account IN (SELECT value FROM json_each(?))",
+                (_dumps(sorted(accounts)),),
+            ).fetchall())
+            numbers.update(number_by_account.values())
+        cards = {}
+        if numbers:
+            for (data,) in conn.execute(
+                "SELECT data FROM cards WHERE number IN (SELECT value FROM json_each(?))", (_dumps(sorted(numbers)),)
+            ):
+                card = _card_from_row(data)
+                cards[card.number] = card
+        seen = {row[0] for row in conn.execute(
+            "SELECT id FROM ledger_event_ids WHERE id IN (SELECT value FROM json_each(?))",
+            (_dumps(sorted({e.id for e in events})),),
+        )}
+
+        # Tags come from the counter; we hold the write lock, so reading it once and writing
+        # back the last value handed out is the same as incrementing per event.
+        counter = [conn.execute("SELECT value FROM counters WHERE name = 'tag'").fetchone()[0]]
+
+        def next_tag() -> int:
+            counter[0] += 1
+            return counter[0]
+
+        plan = plan_batch(events, cards, number_by_account, seen, next_tag, now)
+        changed = [change.card for change in plan.changes.values()]
+        if not changed:
+            return LedgerResult(outcomes=plan.outcomes)
+
+        conn.execute("UPDATE counters SET value = ? WHERE name = 'tag'", (counter[0],))
+        conn.executemany(
+            "UPDATE cards SET version = ?, tag = ?, data = ? WHERE number = ?",
+            [(c.version, c.tag, _dumps(c.to_dict()), c.number) for c in changed],
+        )
+        conn.executemany(
+            "INSERT INTO ledger_event_ids (id) VALUES (?)",
+            [(event_id,) for change in plan.changes.values() for event_id in change.event_ids],
+        )
+        tag_by_serial = {c.serial: c.tag for c in changed}
+        registrations = conn.execute(
+            "SELECT device_id, pass_type_id, serial FROM registrations"
+            " WHERE serial IN (SELECT value FROM json_each(?))",
+            (_dumps(sorted(tag_by_serial)),),
+        ).fetchall()
+        conn.executemany(
+            _OUTBOX_UPSERT,
+            [
+                (
+                    _dumps({"device_id": device, "pass_type_id": pass_type, "serial": serial,
+                            "tag": tag_by_serial[serial]}),
+                    _coalesce_key(device, pass_type, serial),
+                    now,
+                    now,
+                )
+                for device, pass_type, serial in registrations
+            ],
+        )
+        return LedgerResult(outcomes=plan.outcomes, changed=changed)
+
+    # -- PassKit registrations -----------------------------------------------------------------
+    async def register_device(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+    ) -> bool:
+        return await self._write(self._register_device, device_id, pass_type_id, serial, push_token, now)
+
+    @staticmethod
+    def _register_device(
+        conn: sqlite3.Connection, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+    ) -> bool:
+        inserted = conn.execute(
+            "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (device_id, pass_type_id, serial, push_token, now),
+        ).rowcount
+        if inserted:
+            return True
+        # updated_at moves even when the token is the same: it is the last time the device
+        # vouched for the token (see remove_registration_if_stale).
+        conn.execute(
+            "UPDATE registrations SET push_token = ?, updated_at = ?"
+            " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+            (push_token, now, device_id, pass_type_id, serial),
+        )
+        return False
+
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+                (device_id, pass_type_id, serial),
+            ).rowcount > 0
+        )
+
+    async def get_registrations(self, serial: str) -> list[Registration]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+            " WHERE serial = ? ORDER BY device_id, pass_type_id",
+            (serial,),
+        ).fetchall())
+        return [Registration(*row) for row in rows]
+
+    async def get_registration(self, device_id: str, pass_type_id: str, serial: str) -> Registration | None:
+        row = await self._read(lambda conn: conn.execute(
+            "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+            " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+            (device_id, pass_type_id, serial),
+        ).fetchone())
+        return Registration(*row) if row is not None else None
+
+    async def count_registrations(self, serial: str) -> int:
+        return await self._read(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM registrations WHERE serial = ?", (serial,)
+        ).fetchone()[0])
+
+    async def remove_registration_if_stale(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
+    ) -> bool:
+        return await self._write(lambda conn: conn.execute(
+            "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
+            " AND push_token = ? AND updated_at < ?",
+            (device_id, pass_type_id, serial, push_token, before),
+        ).rowcount > 0)
+
+    async def serials_updated_since(
+        self, device_id: str, pass_type_id: str, since_tag: int | None
+    ) -> tuple[list[str], int]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT c.serial, c.tag FROM registrations r JOIN cards c ON c.serial = r.serial"
+            " WHERE r.device_id = ? AND r.pass_type_id = ? AND c.tag > ? ORDER BY c.tag",
+            (device_id, pass_type_id, -1 if since_tag is None else since_tag),
+        ).fetchall())
+        return [serial for serial, _ in rows], max((tag for _, tag in rows), default=0)
+
+    # -- device logs ---------------------------------------------------------------------------
+    async def append_device_logs(self, messages: list[str], now: float, keep: int) -> None:
+        def append(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO device_logs (at, message) VALUES (?, ?)", [(now, m) for m in messages])
+            conn.execute(
+                "DELETE FROM device_logs WHERE id <= (SELECT id FROM device_logs ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max(keep, 0),),
+            )
+
+        await self._write(append)
+
+    async def list_device_logs(self, limit: int) -> list[tuple[float, str]]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT at, message FROM device_logs ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall())
+        return [(at, message) for at, message in rows]
+
+    # -- companion-app tokens ------------------------------------------------------------------
+    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None:
+        # A token identifies one app install; registering it again (even for another card) moves it.
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO app_tokens (token, card, platform, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (token) DO UPDATE SET card = excluded.card, platform = excluded.platform,"
+            " updated_at = excluded.updated_at",
+            (token, card, platform, now),
+        ))
+
+    async def app_tokens(self, card: str) -> list[AppToken]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT card, platform, token, updated_at FROM app_tokens WHERE card = ? ORDER BY updated_at, token",
+            (card,),
+        ).fetchall())
+        return [AppToken(*row) for row in rows]
+
+    async def delete_app_token(self, token: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM app_tokens WHERE token = ?", (token,)))
+
+    # -- outbox --------------------------------------------------------------------------------
+    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
+        entry_id = await self._write(lambda conn: conn.execute(
+            "INSERT INTO outbox (kind, payload, due_at, attempts, enqueued_at) VALUES (?, ?, ?, 0, ?)",
+            (kind, _dumps(payload), now, now),
+        ).lastrowid)
+        return str(entry_id)
+
+    async def claim_outbox(
+        self, consumer: str, limit: int, lease_seconds: float, now: float
+    ) -> list[OutboxEntry]:
+        if limit <= 0:
+            return []
+        rows = await self._write(lambda conn: conn.execute(
+            # Clearing coalesce_key ends coalescing: a later change must enqueue a new entry,
+            # since this one may already be past the point of reading the card.
+            "UPDATE outbox SET lease_owner = ?, lease_until = ?, coalesce_key = NULL"
+            " WHERE id IN (SELECT id FROM outbox WHERE due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
+            "              ORDER BY due_at, id LIMIT ?)"
+            " RETURNING id, kind, payload, attempts, enqueued_at, due_at",
+            (consumer, now + lease_seconds, now, now, limit),
+        ).fetchall())
+        rows.sort(key=lambda row: (row[5], row[0]))  # RETURNING order is unspecified
+        return [
+            OutboxEntry(id=str(row[0]), kind=row[1], payload=json.loads(row[2]), attempts=row[3], enqueued_at=row[4])
+            for row in rows
+        ]
+
+    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+        # Whoever holds the lease now, a delivered entry is done: no owner check.
+        if not entry_ids:
+            return
+        await self._write(lambda conn: conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+            (_dumps([int(i) for i in entry_ids if i.isdigit()]),),
+        ))
+
+    async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
+        await self._write(lambda conn: conn.execute(
+            "UPDATE outbox SET due_at = ?, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL"
+            " WHERE id = ?",
+            (now + delay_seconds, int(entry.id)),
+        ))
+
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
+        """Moves the entry when it is still in the outbox (an entry already acknowledged or
+        dead-lettered elsewhere is not recorded twice)."""
+
+        def move(conn: sqlite3.Connection) -> None:
+            removed = conn.execute("DELETE FROM outbox WHERE id = ?", (int(entry.id),)).rowcount
+            if removed:
+                conn.execute(
+                    "INSERT INTO dead_letters (entry_id, kind, payload, attempts, enqueued_at, error, failed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (entry.id, entry.kind, _dumps(entry.payload), entry.attempts, entry.enqueued_at, error, now),
+                )
+
+        await self._write(move)
+
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT entry_id, kind, payload, attempts, enqueued_at, error, failed_at FROM dead_letters"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall())
+        return [
+            DeadLetter(
+                entry=OutboxEntry(id=row[0], kind=row[1], payload=json.loads(row[2]), attempts=row[3],
+                                  enqueued_at=row[4]),
+                error=row[5],
+                failed_at=row[6],
+            )
+            for row in rows
+        ]
+
+    async def outbox_size(self) -> int:
+        return await self._read(lambda conn: conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    async def last_pushed_tag(self, device_id: str, pass_type_id: str, serial: str) -> int:
+        row = await self._read(lambda conn: conn.execute(
+            "SELECT tag FROM pushed_tags WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+            (device_id, pass_type_id, serial),
+        ).fetchone())
+        return row[0] if row is not None else 0
+
+    async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
+        # Kept at the maximum: a slow worker finishing an older push must not move it back.
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO pushed_tags (device_id, pass_type_id, serial, tag) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET tag = MAX(tag, excluded.tag)",
+            (device_id, pass_type_id, serial, tag),
+        ))
+
+    # -- push journal --------------------------------------------------------------------------
+    async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None:
+        """Stores `record`, with `at` = now added unless it has one."""
+
+        def append(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO push_journal (at, record) VALUES (?, ?)", (now, _dumps({"at": now, **record})))
+            conn.execute(
+                "DELETE FROM push_journal WHERE id <= (SELECT id FROM push_journal ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max(keep, 0),),
+            )
+
+        await self._write(append)
+
+    async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT record FROM push_journal ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall())
+        return [json.loads(row[0]) for row in rows]
