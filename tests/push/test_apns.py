@@ -1,0 +1,224 @@
+"""ApnsSender (real aioapns) against the fake APNs over HTTP/2 + TLS on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from push.apns import ApnsSender, map_apns_response
+from push.results import PushResult
+from tests.fakes.apns_server import ApnsReply, FakeApnsServer
+from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
+
+TOKEN = "ab" * 32
+OTHER = "cd" * 32
+
+
+async def test_pass_update_is_an_empty_push_to_the_pass_type_topic(
+    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    result = await apns_sender.send_pass_update(TOKEN)
+
+    assert result == PushResult("ok")
+    [req] = apns_fake.requests
+    assert req.method == "POST"
+    assert req.path == f"/3/device/{TOKEN}"
+    assert req.headers["apns-topic"] == PASS_TYPE_ID
+    assert req.body == b"{}"
+    assert req.auth == "cert"
+    assert "authorization" not in req.headers
+
+
+async def test_client_certificate_from_another_ca_is_an_auth_error(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    sender = make_cert_sender(pki, apns_fake, cert=pki.foreign_cert.chain_pem, max_connection_attempts=1)
+    try:
+        result = await sender.send_pass_update(TOKEN)
+    finally:
+        await sender.close()
+
+    assert result.status == "auth_error"
+    assert result.reason and result.reason.startswith("TLS:")
+    assert apns_fake.requests == []
+
+
+async def test_token_auth_with_p8_key_is_accepted(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    key = pki.signing_key
+    sender = ApnsSender(
+        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
+        team_id=key.team_id, ca_file=str(pki.files.ca),
+    )
+    try:
+        assert (await sender.send_pass_update(TOKEN)).status == "ok"
+    finally:
+        await sender.close()
+
+    [req] = apns_fake.requests
+    assert req.auth == "token"
+    assert req.headers["authorization"].startswith("bearer ")
+    assert req.headers["apns-topic"] == PASS_TYPE_ID
+
+
+async def test_token_auth_with_unknown_key_is_an_auth_error(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    key = pki.signing_key
+    sender = ApnsSender(
+        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id="OTHERKEY00",
+        team_id=TEAM_ID, ca_file=str(pki.files.ca),
+    )
+    try:
+        result = await sender.send_pass_update(TOKEN)
+    finally:
+        await sender.close()
+    assert result == PushResult("auth_error", "InvalidProviderToken")
+
+
+async def test_alert_goes_to_the_app_topic_with_alert_push_type(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    key = pki.signing_key
+    sender = ApnsSender(
+        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
+        team_id=key.team_id, ca_file=str(pki.files.ca), app_topic=APP_TOPIC,
+    )
+    try:
+        result = await sender.send_alert(TOKEN, "Coffee nearby", "Gold: 10% back", {"card": "42"})
+    finally:
+        await sender.close()
+
+    assert result.ok
+    [req] = apns_fake.requests
+    assert req.headers["apns-topic"] == APP_TOPIC
+    assert req.headers["apns-push-type"] == "alert"
+    assert b'"title": "Coffee nearby"' in req.body and b'"card": "42"' in req.body
+
+
+async def test_410_is_invalid_token_with_timestamp_in_seconds(
+    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    apns_fake.program(TOKEN, ApnsReply(410, "Unregistered", timestamp_ms=1_700_000_000_123))
+    result = await apns_sender.send_pass_update(TOKEN)
+    assert result == PushResult("invalid_token", "Unregistered", timestamp=1_700_000_000.123)
+
+
+async def test_bad_device_token_is_invalid_token(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+    apns_fake.program(TOKEN, ApnsReply(400, "BadDeviceToken"))
+    assert (await apns_sender.send_pass_update(TOKEN)).status == "invalid_token"
+
+
+async def test_non_hex_token_is_rejected_without_a_request(
+    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    result = await apns_sender.send_pass_update("not a token/../x")
+    assert result == PushResult("invalid_token", "BadDeviceToken")
+    assert apns_fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [ApnsReply(429, "TooManyRequests"), ApnsReply(503, "ServiceUnavailable"), ApnsReply(500, "InternalServerError")],
+)
+async def test_throttling_and_server_errors_are_retry(
+    apns_sender: ApnsSender, apns_fake: FakeApnsServer, reply: ApnsReply
+) -> None:
+    apns_fake.program(TOKEN, reply)
+    assert await apns_sender.send_pass_update(TOKEN) == PushResult("retry", reply.reason)
+    # the script is consumed: the next push goes through on the same client
+    assert (await apns_sender.send_pass_update(TOKEN)).ok
+
+
+async def test_403_is_auth_error(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+    apns_fake.program(TOKEN, ApnsReply(403, "BadCertificate"))
+    assert await apns_sender.send_pass_update(TOKEN) == PushResult("auth_error", "BadCertificate")
+
+
+async def test_topic_outside_the_certificate_is_failed(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    sender = make_cert_sender(pki, apns_fake, app_topic=APP_TOPIC)
+    try:
+        result = await sender.send_alert(TOKEN, "t", "b", {})
+    finally:
+        await sender.close()
+    assert result == PushResult("failed", "TopicDisallowed")
+
+
+async def test_unreachable_endpoint_is_retry(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    sender = make_cert_sender(pki, apns_fake, max_connection_attempts=1)
+    await apns_fake.stop()
+    try:
+        result = await sender.send_pass_update(TOKEN)
+    finally:
+        await sender.close()
+    assert result.status == "retry"
+
+
+async def test_many_pushes_share_few_connections(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+    tokens = [f"{i:064x}" for i in range(500)]
+    results = await asyncio.gather(*(apns_sender.send_pass_update(t) for t in tokens))
+
+    assert all(r.ok for r in results)
+    assert len(apns_fake.requests) == 500
+    assert apns_fake.connections_opened <= 2
+    assert apns_sender.connection_count <= 2
+
+    # and the pool is reused afterwards rather than reconnecting per push
+    await asyncio.gather(*(apns_sender.send_pass_update(t) for t in tokens[:50]))
+    assert apns_fake.connections_opened <= 2
+
+
+async def test_many_error_bodies_do_not_exhaust_the_flow_control_window(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    # ~50-byte bodies: 2,000 of them exceed the 64 KiB initial window of one connection.
+    sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=5)
+    tokens = [f"{i:064x}" for i in range(2000)]
+    for t in tokens:
+        apns_fake.program_always(t, ApnsReply(410, "Unregistered"))
+    try:
+        results = []
+        for start in range(0, len(tokens), 250):
+            batch = tokens[start : start + 250]
+            results += await asyncio.gather(*(sender.send_pass_update(t) for t in batch))
+    finally:
+        await sender.close()
+    assert {r.status for r in results} == {"invalid_token"}
+    assert apns_fake.connections_opened == 1
+
+
+async def test_status_mapping_table() -> None:
+    assert map_apns_response(200, None, None).ok
+    assert map_apns_response(410, "ExpiredToken", None) == PushResult("invalid_token", "ExpiredToken")
+    assert map_apns_response(413, "PayloadTooLarge", None).status == "failed"
+    assert map_apns_response(404, "BadPath", None).status == "failed"
+    assert map_apns_response(429, "TooManyProviderTokenUpdates", None).status == "retry"
+
+
+async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
+    ca, cert, key = pki.files.ca, pki.files.server_cert, pki.files.server_key
+    script = tmp_path / "script.json"
+    script.write_text('{"%s": [[410, "Unregistered"]]}' % OTHER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.apns_server", "--port", "0", "--cert", str(cert),
+         "--key", str(key), "--ca", str(ca), "--script", str(script)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20))
+        sender = ApnsSender(
+            PASS_TYPE_ID, endpoint=f"https://127.0.0.1:{port}",
+            client_cert_pem=pki.pass_cert.chain_pem, ca_file=str(ca),
+        )
+        try:
+            assert (await sender.send_pass_update(TOKEN)).ok
+            assert (await sender.send_pass_update(OTHER)).status == "invalid_token"
+        finally:
+            await sender.close()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert '"requests": 2' in out
