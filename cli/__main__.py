@@ -96,7 +96,6 @@ async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
     from passes.model import Card, Member
     from passes.numbers import last4, new_auth_token, new_card_number, new_serial
     from web.app import build_services
-    from web.cards import tier_for_balance
 
     services = await build_services(prepared)
     try:
@@ -113,7 +112,7 @@ async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
             serial=new_serial(), auth_token=new_auth_token(),
             member=Member(name=args.name, phone=args.phone, email=args.email),
             locale=args.locale or template.default_locale, balance=args.balance,
-            tier=args.tier or tier_for_balance(template, args.balance), created_at=now, modified_at=now,
+            tier=args.tier or template.tier_for_balance(args.balance).key, created_at=now, modified_at=now,
         )
         stored, created = await services.store.create_card(card)
         rendered = services.factory.render(stored)

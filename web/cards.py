@@ -41,14 +41,6 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def tier_for_balance(template: Template, balance: int) -> str:
-    key = template.tiers[0].key
-    for tier in template.tiers:
-        if balance >= tier.threshold:
-            key = tier.key
-    return key
-
-
 def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
     settings = services.settings
     expires = int(now) + settings.link_ttl_seconds
@@ -110,7 +102,7 @@ def parse_new_card(data: dict[str, Any], templates: dict[str, Template]) -> tupl
         "account": account,
         "member": Member(name=name or "", phone=phone, email=email),
         "balance": balance,
-        "tier": tier or tier_for_balance(template, balance),
+        "tier": tier or template.tier_for_balance(balance).key,
         "locale": locale or template.default_locale,
     }
 
@@ -202,11 +194,10 @@ async def card_page(request: Request) -> Response:
     serial = request.path_params["serial"]
     card = await _card_from_link(request, "page", serial)
     template = services.templates.get(card.program)
-    summary = template.summary(card.locale) if template else {}
     links = links_for(services, card, time.time())
     tier = template.tier(card.tier) if template else None
-    tier_name = tier.names.get(card.locale, card.tier) if tier else card.tier
-    program_name = summary.get("name") or card.program
+    tier_name = tier.name(card.locale) if tier else card.tier
+    program_name = template.name(card.locale) if template else card.program
     esc = html.escape
     page = f"""<!doctype html>
 <html lang="{esc(card.locale)}"><head><meta charset="utf-8">

@@ -1,0 +1,1 @@
+"""HTTP handler tests (in-process) and integration tests over real HTTP."""
