@@ -1,0 +1,244 @@
+"""Building signed `.pkpass` files, cached by content.
+
+Per pass only three things are new: pass.json, manifest.json and the signature. The
+template's files (images, pass.strings) are constant per program, so their SHA-1s and
+even their zip entries are prepared once (`_TemplatePack`); the zip is written by hand
+with the constant entries first, which keeps their offsets constant too. The bytes of a
+signed pass depend only on its content, so they are cached under a hash of pass.json +
+template fingerprint: serving an unchanged pass never signs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+import zlib
+
+import orjson
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from passes.model import Card
+from passes.pass_json import Location, build_pass_json, web_service_url
+from passes.signing import Signer
+from passes.templates import Template
+
+CONTENT_TYPE = "application/vnd.apple.pkpass"
+
+# Fixed DOS timestamp (1980-01-01 00:00) so equal content gives equal bytes.
+_DOS_TIME, _DOS_DATE = 0, (0 << 9) | (1 << 5) | 1
+_VERSION = 20
+_MADE_BY = (3 << 8) | _VERSION  # "Unix", so unzip applies the mode in _EXT_ATTR
+_EXT_ATTR = 0o100644 << 16
+_FLAG_UTF8 = 0x0800
+_STORED, _DEFLATED = 0, 8
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON in insertion order (deterministic: pass.json is built in a fixed order).
+
+    orjson takes ~1 us where json.dumps takes ~16 us on a pass.json; both give the same bytes.
+    """
+    return orjson.dumps(value)
+
+
+class UnknownProgramError(LookupError):
+    """The card's program has no loaded template."""
+
+
+@dataclass(frozen=True)
+class RenderedPass:
+    data: bytes
+    digest: str  # content hash (hex); equal for equal pass content, usable as an ETag
+
+
+@dataclass(frozen=True)
+class _Entry:
+    local: bytes  # local header + data
+    central_tail: bytes  # central directory header without its offset + name (see _central)
+
+
+def _deflate(data: bytes) -> bytes:
+    # Level 1: on a 2 KB pass.json it is within 4 % of level 6 in size at half the time.
+    c = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def _entry(name: str, data: bytes, compress: bool) -> _Entry:
+    name_b = name.encode("utf-8")
+    body, method = (_deflate(data), _DEFLATED) if compress else (data, _STORED)
+    crc = zlib.crc32(data)
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50, _VERSION, _FLAG_UTF8, method, _DOS_TIME, _DOS_DATE,
+            crc, len(body), len(data), len(name_b), 0,
+        )
+        + name_b
+        + body
+    )
+    central_head = struct.pack(
+        "<IHHHHHHIIIHHHHHI",
+        0x02014B50, _MADE_BY, _VERSION, _FLAG_UTF8, method, _DOS_TIME, _DOS_DATE,
+        crc, len(body), len(data), len(name_b), 0, 0, 0, 0, _EXT_ATTR,
+    )
+    return _Entry(local, central_head + b"\0\0\0\0" + name_b)  # offset patched in _central
+
+
+def _central(entry: _Entry, offset: int) -> bytes:
+    tail = entry.central_tail
+    head_len = 42  # bytes before the 4-byte offset field in a central directory header
+    return tail[:head_len] + struct.pack("<I", offset) + tail[head_len + 4 :]
+
+
+class _TemplatePack:
+    """Everything about a template's constant files that a pass needs, computed once."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        offset = 0
+        locals_, centrals = [], []
+        for f in template.files:
+            # PNG is already compressed; deflating it again costs time and gains nothing.
+            e = _entry(f.name, f.data, compress=not f.name.endswith(".png"))
+            locals_.append(e.local)
+            centrals.append(_central(e, offset))
+            offset += len(e.local)
+        self.local_blob = b"".join(locals_)
+        self.central_blob = b"".join(centrals)
+        self.count = len(template.files)
+        # manifest.json = {<template files>, "pass.json": <sha1>}: only the last value varies.
+        static = json.dumps({f.name: f.sha1 for f in template.files}, separators=(",", ":"))
+        self.manifest_prefix = (static[:-1] + ',"pass.json":"').encode()
+        self.fingerprint = template.fingerprint.encode()
+
+
+def assemble_zip(pack: _TemplatePack, pass_json: bytes, manifest: bytes, signature: bytes) -> bytes:
+    entries = (
+        _entry("pass.json", pass_json, compress=True),
+        # manifest.json is stored: it is SHA-1 hex (deflates to ~55 %), and deflating it
+        # would cost ~10 us per pass for ~300 bytes.
+        _entry("manifest.json", manifest, compress=False),
+        _entry("signature", signature, compress=False),
+    )
+    parts = [pack.local_blob]
+    central = [pack.central_blob]
+    offset = len(pack.local_blob)
+    for e in entries:
+        parts.append(e.local)
+        central.append(_central(e, offset))
+        offset += len(e.local)
+    cd = b"".join(central)
+    count = pack.count + len(entries)
+    parts.append(cd)
+    parts.append(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(cd), offset, 0))
+    return b"".join(parts)
+
+
+class _LRU:
+    """Bounded by entry count and total bytes; thread-safe (renders may run in a pool)."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._items: OrderedDict[str, RenderedPass] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> RenderedPass | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item
+
+    def put(self, key: str, item: RenderedPass) -> None:
+        if self.max_entries <= 0 or len(item.data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.data)
+            self._items[key] = item
+            self._bytes += len(item.data)
+            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= len(evicted.data)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+
+class PassFactory:
+    """Renders signed passes for cards of any loaded program."""
+
+    def __init__(
+        self,
+        templates: Mapping[str, Template],
+        signer: Signer,
+        *,
+        pass_type_id: str,
+        team_id: str,
+        public_url: str,
+        cache_entries: int = 4096,
+        cache_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.templates = dict(templates)
+        self.signer = signer
+        self.pass_type_id = pass_type_id
+        self.team_id = team_id
+        self.web_service_url = web_service_url(public_url)
+        self._packs = {name: _TemplatePack(t) for name, t in self.templates.items()}
+        self.cache = _LRU(cache_entries, cache_bytes)
+
+    def template_for(self, card: Card) -> Template:
+        try:
+            return self.templates[card.program]
+        except KeyError:
+            raise UnknownProgramError(f"no template for program {card.program!r}") from None
+
+    def pass_json(self, card: Card, locations: Sequence[Location] = ()) -> dict[str, Any]:
+        return build_pass_json(
+            self.template_for(card),
+            card,
+            pass_type_id=self.pass_type_id,
+            team_id=self.team_id,
+            web_service_url=self.web_service_url,
+            locations=locations,
+        )
+
+    def render(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass:
+        """The signed .pkpass bytes of the card's current state (from cache when unchanged)."""
+        pack = self._packs.get(card.program)
+        if pack is None:
+            raise UnknownProgramError(f"no template for program {card.program!r}")
+        pass_json = dump_json(
+            build_pass_json(
+                pack.template,
+                card,
+                pass_type_id=self.pass_type_id,
+                team_id=self.team_id,
+                web_service_url=self.web_service_url,
+                locations=locations,
+            )
+        )
+        digest = hashlib.sha256(pack.fingerprint + b"\0" + pass_json).hexdigest()
+        cached = self.cache.get(digest)
+        if cached is not None:
+            return cached
+        manifest = pack.manifest_prefix + hashlib.sha1(pass_json).hexdigest().encode() + b'"}'
+        signature = self.signer.sign(manifest)
+        rendered = RenderedPass(assemble_zip(pack, pass_json, manifest, signature), digest)
+        self.cache.put(digest, rendered)
+        return rendered
