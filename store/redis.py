@@ -1,0 +1,413 @@
+"""The Redis adapter: the scale-out store shared by any number of web and worker processes.
+
+Key layout (all under `prefix`):
+  tag                      store-wide update counter (INCR; never the clock)
+  card:<number>            hash: data (card JSON), version, tag
+  serial:<serial>, account:<account>     -> card number
+  serialtag                hash: serial -> tag of the card's last change
+  ledger:ids               set of accepted ledger event ids
+  regs:<serial>            hash: registration field -> registration JSON
+  devregs:<field>          set of serials a device registered for one pass type
+  pending:<serial><field>  "<entry id> <tag>" while an apns_pass entry waits unclaimed
+  outbox                   stream, consumer group "workers"; outbox:delayed zset of retries by due time
+  dead, devlogs, pushes    lists, newest first
+  pushed                   hash: [device, pass type, serial] -> last pushed tag
+  apptok, cardtoks:<card>  app tokens and each card's set of them
+
+A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
+ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
+
+Leases: an entry read by a consumer is reclaimed (XAUTOCLAIM) once it has been idle for longer
+than the claiming call's `lease_seconds`, measured by the Redis server's clock; retry due
+times are compared with the `now` the callers pass.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from ledger.decide import LedgerEvent, Outcome
+from passes.model import Card
+from store import redis_scripts as lua
+from store.ledger_batch import card_key, plan_batch
+from store.port import (
+    AppToken,
+    CardConflict,
+    DeadLetter,
+    LedgerResult,
+    OutboxEntry,
+    Registration,
+    Store,
+    StoreError,
+)
+
+SCHEMA_VERSION = 1
+GROUP = "workers"
+# Compare-and-set rounds for one ledger batch before giving up; each round commits every card
+# nobody else changed meanwhile, so contention on one card is what it takes to need many.
+_MAX_LEDGER_ROUNDS = 100
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _reg_field(device_id: str, pass_type_id: str) -> str:
+    return _dumps([device_id, pass_type_id])
+
+
+def _card_from_hash(values: dict[str, str]) -> Card | None:
+    if not values:
+        return None
+    data = json.loads(values["data"])
+    data["version"] = int(values["version"])
+    data["tag"] = int(values["tag"])
+    return Card.from_dict(data)
+
+
+class RedisStore(Store):
+    """`RedisStore(url, prefix="wallet:")`; extra keyword arguments go to `redis.asyncio.from_url`."""
+
+    def __init__(self, url: str, prefix: str = "wallet:", **client_options: Any) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._client_options = client_options
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreError("store is not open")
+        return self._client
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + "".join(parts)
+
+    async def _script(self, name: str, *args: Any) -> Any:
+        # EVALSHA, falling back to EVAL (and caching) when the server lost the script.
+        return await self._scripts[name](args=[self.prefix, *args])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = aioredis.from_url(self.url, decode_responses=True, **self._client_options)
+        try:
+            for name in (
+                "CREATE_CARD", "APPLY_LEDGER", "CLAIM_OUTBOX", "RETRY_OUTBOX", "DEAD_LETTER",
+                "REMOVE_STALE_REGISTRATION", "SERIALS_WITH_TAGS", "ADD_APP_TOKEN", "DELETE_APP_TOKEN",
+                "APP_TOKENS", "MARK_PUSHED",
+            ):
+                self._scripts[name] = client.register_script(getattr(lua, name))
+            await self._migrate(client)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
+
+    async def _migrate(self, client: aioredis.Redis) -> None:
+        await client.set(self._key("schema"), SCHEMA_VERSION, nx=True)
+        version = int(await client.get(self._key("schema")))
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"redis schema version {version} is newer than this code ({SCHEMA_VERSION})")
+        try:
+            # From id 0, so entries added before the group existed are delivered too.
+            await client.xgroup_create(self._key("outbox"), GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError, StoreError):
+            return False
+
+    async def schema_version(self) -> int:
+        return int(await self.client.get(self._key("schema")) or 0)
+
+    # -- cards -------------------------------------------------------------------------------
+    async def create_card(self, card: Card) -> tuple[Card, bool]:
+        result = await self._script(
+            "CREATE_CARD", card.number, card.serial, card.account, _dumps(card.to_dict()), str(card.version)
+        )
+        status = result[0]
+        if status == "created":
+            return card.with_changes(tag=int(result[1])), True
+        if status == "exists":
+            existing = await self.get_card(result[1])
+            if existing is None:  # cards are never deleted; this would be a damaged index
+                raise StoreError("account index points at a missing card")
+            if existing.program != card.program:
+                raise CardConflict("the account already has a card in another program")
+            return existing, False
+        raise CardConflict("card number or serial is taken")
+
+    async def get_card(self, number: str) -> Card | None:
+        return _card_from_hash(await self.client.hgetall(self._key("card:", number)))
+
+    async def get_card_by_serial(self, serial: str) -> Card | None:
+        number = await self.client.get(self._key("serial:", serial))
+        return await self.get_card(number) if number is not None else None
+
+    async def get_card_by_account(self, account: str) -> Card | None:
+        number = await self.client.get(self._key("account:", account))
+        return await self.get_card(number) if number is not None else None
+
+    # -- ledger ------------------------------------------------------------------------------
+    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+        """Plan in Python with ledger.decide against a snapshot, commit with one script that
+        checks each card's version and ids are unchanged (compare-and-set) and assigns tags;
+        the events of cards that changed meanwhile are re-read and re-planned."""
+        if not events:
+            return LedgerResult(outcomes=[])
+        outcomes: list[tuple[str, Outcome] | None] = [None] * len(events)
+        changed: dict[str, Card] = {}
+        pending = list(range(len(events)))
+        for _ in range(_MAX_LEDGER_ROUNDS):
+            batch = [events[i] for i in pending]
+            cards, number_by_account, seen = await self._snapshot(batch)
+            plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now)
+            for index, outcome in zip(pending, plan.outcomes):
+                outcomes[index] = outcome
+            if not plan.changes:
+                break
+            groups = [
+                {
+                    "n": number,
+                    "s": change.card.serial,
+                    "b": str(change.base_version),
+                    "v": str(change.card.version),
+                    "d": _dumps(change.card.to_dict()),
+                    "ids": change.event_ids,
+                }
+                for number, change in plan.changes.items()
+            ]
+            tags = await self._script("APPLY_LEDGER", repr(now), _dumps(groups))
+            lost: set[str] = set()
+            for (number, change), tag in zip(plan.changes.items(), tags):
+                if tag:
+                    changed[number] = change.card.with_changes(tag=int(tag))
+                else:
+                    lost.add(number)
+            if not lost:
+                break
+            pending = [i for i, event in zip(pending, batch) if card_key(event, number_by_account) in lost]
+        else:
+            raise StoreError("ledger batch kept conflicting with concurrent writers")
+        return LedgerResult(outcomes=[o for o in outcomes if o is not None], changed=list(changed.values()))
+
+    async def _snapshot(self, events: list[LedgerEvent]) -> tuple[dict[str, Card], dict[str, str], set[str]]:
+        """The cards and already accepted ids `events` refer to (two round trips at most)."""
+        client = self.client
+        accounts = sorted({e.account for e in events if e.card is None and e.account is not None})
+        number_by_account: dict[str, str] = {}
+        if accounts:
+            numbers_found = await client.mget([self._key("account:", a) for a in accounts])
+            number_by_account = {a: n for a, n in zip(accounts, numbers_found) if n is not None}
+        numbers = sorted({e.card for e in events if e.card is not None} | set(number_by_account.values()))
+        ids = sorted({e.id for e in events})
+        async with client.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hgetall(self._key("card:", number))
+            pipe.smismember(self._key("ledger:ids"), ids)
+            replies = await pipe.execute()
+        cards = {}
+        for number, values in zip(numbers, replies):
+            card = _card_from_hash(values)
+            if card is not None:
+                cards[number] = card
+        seen = {event_id for event_id, member in zip(ids, replies[-1]) if member}
+        return cards, number_by_account, seen
+
+    # -- PassKit registrations -----------------------------------------------------------------
+    async def register_device(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+    ) -> bool:
+        field = _reg_field(device_id, pass_type_id)
+        value = _dumps({"device_id": device_id, "pass_type_id": pass_type_id, "push_token": push_token,
+                        "updated_at": now})
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("regs:", serial), field, value)
+            pipe.sadd(self._key("devregs:", field), serial)
+            added, _ = await pipe.execute()
+        return added == 1
+
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
+        field = _reg_field(device_id, pass_type_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key("regs:", serial), field)
+            pipe.srem(self._key("devregs:", field), serial)
+            removed, _ = await pipe.execute()
+        return removed == 1
+
+    @staticmethod
+    def _registration(serial: str, value: str) -> Registration:
+        data = json.loads(value)
+        return Registration(
+            device_id=data["device_id"], pass_type_id=data["pass_type_id"], serial=serial,
+            push_token=data["push_token"], updated_at=data["updated_at"],
+        )
+
+    async def get_registrations(self, serial: str) -> list[Registration]:
+        values = await self.client.hgetall(self._key("regs:", serial))
+        regs = [self._registration(serial, value) for value in values.values()]
+        return sorted(regs, key=lambda r: (r.device_id, r.pass_type_id))
+
+    async def get_registration(self, device_id: str, pass_type_id: str, serial: str) -> Registration | None:
+        value = await self.client.hget(self._key("regs:", serial), _reg_field(device_id, pass_type_id))
+        return self._registration(serial, value) if value is not None else None
+
+    async def count_registrations(self, serial: str) -> int:
+        return int(await self.client.hlen(self._key("regs:", serial)))
+
+    async def remove_registration_if_stale(
+        self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
+    ) -> bool:
+        removed = await self._script(
+            "REMOVE_STALE_REGISTRATION", _reg_field(device_id, pass_type_id), serial, push_token, repr(before)
+        )
+        return removed == 1
+
+    async def serials_updated_since(
+        self, device_id: str, pass_type_id: str, since_tag: int | None
+    ) -> tuple[list[str], int]:
+        rows = await self._script("SERIALS_WITH_TAGS", _reg_field(device_id, pass_type_id))
+        floor = -1 if since_tag is None else since_tag
+        # A serial without a tag has no card (yet); it has nothing to report.
+        found = sorted((int(tag), serial) for serial, tag in rows if tag and int(tag) > floor)
+        return [serial for _, serial in found], max((tag for tag, _ in found), default=0)
+
+    # -- device logs ---------------------------------------------------------------------------
+    async def append_device_logs(self, messages: list[str], now: float, keep: int) -> None:
+        await self._append_bounded(self._key("devlogs"), [_dumps([now, m]) for m in messages], keep)
+
+    async def list_device_logs(self, limit: int) -> list[tuple[float, str]]:
+        rows = await self._newest(self._key("devlogs"), limit)
+        return [(at, message) for at, message in rows]
+
+    async def _append_bounded(self, key: str, values: list[str], keep: int) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            if values:
+                pipe.lpush(key, *values)
+            if keep > 0:
+                pipe.ltrim(key, 0, keep - 1)
+            else:
+                pipe.delete(key)
+            await pipe.execute()
+
+    async def _newest(self, key: str, limit: int) -> list[Any]:
+        if limit <= 0:
+            return []
+        return [json.loads(value) for value in await self.client.lrange(key, 0, limit - 1)]
+
+    # -- companion-app tokens ------------------------------------------------------------------
+    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None:
+        # A token identifies one app install; registering it again (even for another card) moves it.
+        value = _dumps({"card": card, "platform": platform, "updated_at": now})
+        await self._script("ADD_APP_TOKEN", token, card, value)
+
+    async def app_tokens(self, card: str) -> list[AppToken]:
+        tokens = []
+        for token, value in await self._script("APP_TOKENS", card):
+            data = json.loads(value)
+            tokens.append(AppToken(card=card, platform=data["platform"], token=token, updated_at=data["updated_at"]))
+        return sorted(tokens, key=lambda t: (t.updated_at, t.token))
+
+    async def delete_app_token(self, token: str) -> None:
+        await self._script("DELETE_APP_TOKEN", token)
+
+    # -- outbox --------------------------------------------------------------------------------
+    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
+        return await self.client.xadd(
+            self._key("outbox"),
+            {"kind": kind, "payload": _dumps(payload), "attempts": "0", "enqueued_at": repr(now)},
+        )
+
+    async def claim_outbox(
+        self, consumer: str, limit: int, lease_seconds: float, now: float
+    ) -> list[OutboxEntry]:
+        if limit <= 0:
+            return []
+        rows = await self._script(
+            "CLAIM_OUTBOX", GROUP, consumer, str(limit), str(max(int(lease_seconds * 1000), 0)), repr(now)
+        )
+        entries = []
+        for entry_id, flat, tag in rows:
+            fields = dict(zip(flat[::2], flat[1::2]))
+            payload = json.loads(fields["payload"])
+            if tag:  # later changes coalesced into this entry advanced its tag
+                payload["tag"] = int(tag)
+            entries.append(OutboxEntry(
+                id=entry_id, kind=fields["kind"], payload=payload,
+                attempts=int(fields["attempts"]), enqueued_at=float(fields["enqueued_at"]),
+            ))
+        return entries
+
+    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+        # Whoever holds the lease now, a delivered entry is done: no owner check.
+        if not entry_ids:
+            return
+        stream = self._key("outbox")
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
+
+    async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
+        # The entry comes back under a new stream id once due; the uid keeps zset members distinct.
+        member = _dumps({
+            "uid": uuid.uuid4().hex, "kind": entry.kind, "payload": _dumps(entry.payload),
+            "attempts": str(entry.attempts + 1), "enqueued_at": repr(entry.enqueued_at),
+        })
+        await self._script("RETRY_OUTBOX", GROUP, entry.id, member, repr(now + delay_seconds))
+
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
+        """Moves the entry when it is still in the outbox (an entry already acknowledged or
+        dead-lettered elsewhere is not recorded twice)."""
+        record = _dumps({
+            "entry": {"id": entry.id, "kind": entry.kind, "payload": entry.payload,
+                      "attempts": entry.attempts, "enqueued_at": entry.enqueued_at},
+            "error": error, "failed_at": now,
+        })
+        await self._script("DEAD_LETTER", GROUP, entry.id, record)
+
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+        return [
+            DeadLetter(entry=OutboxEntry(**row["entry"]), error=row["error"], failed_at=row["failed_at"])
+            for row in await self._newest(self._key("dead"), limit)
+        ]
+
+    async def outbox_size(self) -> int:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xlen(self._key("outbox"))
+            pipe.zcard(self._key("outbox:delayed"))
+            in_stream, delayed = await pipe.execute()
+        return int(in_stream) + int(delayed)
+
+    async def last_pushed_tag(self, device_id: str, pass_type_id: str, serial: str) -> int:
+        value = await self.client.hget(self._key("pushed"), _dumps([device_id, pass_type_id, serial]))
+        return int(value) if value is not None else 0
+
+    async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
+        # Kept at the maximum: a slow worker finishing an older push must not move it back.
+        await self._script("MARK_PUSHED", _dumps([device_id, pass_type_id, serial]), str(tag))
+
+    # -- push journal --------------------------------------------------------------------------
+    async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None:
+        """Stores `record`, with `at` = now added unless it has one."""
+        await self._append_bounded(self._key("pushes"), [_dumps({"at": now, **record})], keep)
+
+    async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
+        return await self._newest(self._key("pushes"), limit)

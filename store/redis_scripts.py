@@ -1,0 +1,217 @@
+"""Lua scripts of the Redis adapter: each one is a step that must be atomic.
+
+Every script takes the key prefix as ARGV[1] and builds its key names from it, so one script
+body serves every prefix (keys are undeclared: the adapter targets a single Redis, not a
+cluster). Numbers cross the boundary as strings: Lua numbers are doubles, and their default
+formatting would turn large integers into exponent notation.
+"""
+
+from __future__ import annotations
+
+# ARGV: prefix, number, serial, account, data json, version
+# -> {"created", tag} | {"exists", number} | {"conflict"}
+CREATE_CARD = """
+local p = ARGV[1]
+local existing = redis.call('GET', p .. 'account:' .. ARGV[4])
+if existing then return {'exists', existing} end
+if redis.call('EXISTS', p .. 'card:' .. ARGV[2]) == 1 or redis.call('EXISTS', p .. 'serial:' .. ARGV[3]) == 1 then
+  return {'conflict'}
+end
+local tag = redis.call('INCR', p .. 'tag')
+local stag = string.format('%d', tag)
+redis.call('HSET', p .. 'card:' .. ARGV[2], 'data', ARGV[5], 'version', ARGV[6], 'tag', stag)
+redis.call('SET', p .. 'serial:' .. ARGV[3], ARGV[2])
+redis.call('SET', p .. 'account:' .. ARGV[4], ARGV[2])
+redis.call('HSET', p .. 'serialtag', ARGV[3], stag)
+return {'created', stag}
+"""
+
+# ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...]}]
+# -> per group, the card's new tag, or 0 when the card or an id changed since the plan was
+# made (compare-and-set: the caller re-reads and re-plans that card's events).
+#
+# For every registration of a changed serial: if an entry for (device, pass type, serial)
+# still waits unclaimed (its pending marker exists), only the marker's tag moves; otherwise a
+# new `apns_pass` entry is added and the marker set to "<entry id> <tag>".
+APPLY_LEDGER = """
+local p = ARGV[1]
+local now = ARGV[2]
+local groups = cjson.decode(ARGV[3])
+local stream = p .. 'outbox'
+local ids_key = p .. 'ledger:ids'
+local results = {}
+for i, g in ipairs(groups) do
+  local card_key = p .. 'card:' .. g.n
+  local ok = redis.call('HGET', card_key, 'version') == g.b
+  if ok then
+    for _, id in ipairs(g.ids) do
+      if redis.call('SISMEMBER', ids_key, id) == 1 then ok = false break end
+    end
+  end
+  if not ok then
+    results[i] = 0
+  else
+    local tag = redis.call('INCRBY', p .. 'tag', #g.ids)
+    local stag = string.format('%d', tag)
+    redis.call('HSET', card_key, 'data', g.d, 'version', g.v, 'tag', stag)
+    redis.call('HSET', p .. 'serialtag', g.s, stag)
+    redis.call('SADD', ids_key, unpack(g.ids))
+    local regs = redis.call('HGETALL', p .. 'regs:' .. g.s)
+    local serial_json = cjson.encode(g.s)
+    for j = 1, #regs, 2 do
+      local marker = p .. 'pending:' .. serial_json .. regs[j]
+      local current = redis.call('GET', marker)
+      if current then
+        redis.call('SET', marker, string.match(current, '^(%S+)') .. ' ' .. stag)
+      else
+        local reg = cjson.decode(regs[j + 1])
+        local payload = '{"device_id":' .. cjson.encode(reg.device_id)
+          .. ',"pass_type_id":' .. cjson.encode(reg.pass_type_id)
+          .. ',"serial":' .. serial_json .. ',"tag":' .. stag .. '}'
+        local id = redis.call('XADD', stream, '*', 'kind', 'apns_pass', 'payload', payload,
+          'attempts', '0', 'enqueued_at', now, 'ckey', marker)
+        redis.call('SET', marker, id .. ' ' .. stag)
+      end
+    end
+    results[i] = tag
+  end
+end
+return results
+"""
+
+# ARGV: prefix, group, consumer, limit, min idle ms (the lease), now
+# -> {{id, {field, value, ...}, tag override or ''}, ...}
+#
+# 1. delayed retries that are due go back into the stream;
+# 2. entries leased to a consumer that went quiet for longer than a lease are taken over;
+# 3. new entries are read; taking one ends its coalescing (its pending marker goes, and the
+#    marker's tag, which later changes may have advanced, is returned to the caller).
+CLAIM_OUTBOX = """
+local p = ARGV[1]
+local group, consumer = ARGV[2], ARGV[3]
+local limit = tonumber(ARGV[4])
+local stream = p .. 'outbox'
+local delayed = p .. 'outbox:delayed'
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[6], 'LIMIT', 0, 1000)
+for _, member in ipairs(due) do
+  local e = cjson.decode(member)
+  redis.call('XADD', stream, '*', 'kind', e.kind, 'payload', e.payload, 'attempts', e.attempts,
+    'enqueued_at', e.enqueued_at)
+  redis.call('ZREM', delayed, member)
+end
+local out = {}
+local cursor = '0-0'
+repeat
+  local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[5], cursor, 'COUNT', limit - #out)
+  cursor = r[1]
+  for _, e in ipairs(r[2]) do
+    if e then out[#out + 1] = {e[1], e[2], ''} end
+  end
+until cursor == '0-0' or #out >= limit
+if #out < limit then
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', limit - #out, 'STREAMS', stream, '>')
+  if r then
+    for _, e in ipairs(r[1][2]) do
+      local fields = e[2]
+      local tag = ''
+      for k = 1, #fields, 2 do
+        if fields[k] == 'ckey' then
+          local marker = redis.call('GET', fields[k + 1])
+          if marker then
+            local id, t = string.match(marker, '^(%S+) (%S+)$')
+            if id == e[1] then
+              redis.call('DEL', fields[k + 1])
+              tag = t
+            end
+          end
+        end
+      end
+      out[#out + 1] = {e[1], fields, tag}
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, group, entry id, delayed member json, due at -> 1 when moved
+RETRY_OUTBOX = """
+local stream = ARGV[1] .. 'outbox'
+if redis.call('XDEL', stream, ARGV[3]) == 0 then return 0 end
+redis.call('XACK', stream, ARGV[2], ARGV[3])
+redis.call('ZADD', ARGV[1] .. 'outbox:delayed', ARGV[5], ARGV[4])
+return 1
+"""
+
+# ARGV: prefix, group, entry id, dead letter json -> 1 when moved
+DEAD_LETTER = """
+local stream = ARGV[1] .. 'outbox'
+if redis.call('XDEL', stream, ARGV[3]) == 0 then return 0 end
+redis.call('XACK', stream, ARGV[2], ARGV[3])
+redis.call('LPUSH', ARGV[1] .. 'dead', ARGV[4])
+return 1
+"""
+
+# ARGV: prefix, registration field, serial, push token, before -> 1 when removed
+REMOVE_STALE_REGISTRATION = """
+local regs = ARGV[1] .. 'regs:' .. ARGV[3]
+local value = redis.call('HGET', regs, ARGV[2])
+if not value then return 0 end
+local reg = cjson.decode(value)
+if reg.push_token ~= ARGV[4] or reg.updated_at >= tonumber(ARGV[5]) then return 0 end
+redis.call('HDEL', regs, ARGV[2])
+redis.call('SREM', ARGV[1] .. 'devregs:' .. ARGV[2], ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, registration field -> {{serial, tag or false}, ...}
+SERIALS_WITH_TAGS = """
+local serials = redis.call('SMEMBERS', ARGV[1] .. 'devregs:' .. ARGV[2])
+if #serials == 0 then return {} end
+local tags = redis.call('HMGET', ARGV[1] .. 'serialtag', unpack(serials))
+local out = {}
+for i, s in ipairs(serials) do out[i] = {s, tags[i]} end
+return out
+"""
+
+# ARGV: prefix, token, card, value json
+ADD_APP_TOKEN = """
+local tokens = ARGV[1] .. 'apptok'
+local old = redis.call('HGET', tokens, ARGV[2])
+if old then
+  local previous = cjson.decode(old).card
+  if previous ~= ARGV[3] then redis.call('SREM', ARGV[1] .. 'cardtoks:' .. previous, ARGV[2]) end
+end
+redis.call('HSET', tokens, ARGV[2], ARGV[4])
+redis.call('SADD', ARGV[1] .. 'cardtoks:' .. ARGV[3], ARGV[2])
+return 1
+"""
+
+# ARGV: prefix, token
+DELETE_APP_TOKEN = """
+local tokens = ARGV[1] .. 'apptok'
+local old = redis.call('HGET', tokens, ARGV[2])
+if not old then return 0 end
+redis.call('SREM', ARGV[1] .. 'cardtoks:' .. cjson.decode(old).card, ARGV[2])
+redis.call('HDEL', tokens, ARGV[2])
+return 1
+"""
+
+# ARGV: prefix, card -> {{token, value json}, ...}
+APP_TOKENS = """
+local tokens = redis.call('SMEMBERS', ARGV[1] .. 'cardtoks:' .. ARGV[2])
+if #tokens == 0 then return {} end
+local values = redis.call('HMGET', ARGV[1] .. 'apptok', unpack(tokens))
+local out = {}
+for i, token in ipairs(tokens) do
+  if values[i] then out[#out + 1] = {token, values[i]} end
+end
+return out
+"""
+
+# ARGV: prefix, field, tag: keep the highest tag pushed
+MARK_PUSHED = """
+local key = ARGV[1] .. 'pushed'
+local current = redis.call('HGET', key, ARGV[2])
+if current == false or tonumber(ARGV[3]) > tonumber(current) then redis.call('HSET', key, ARGV[2], ARGV[3]) end
+return 1
+"""

@@ -1,0 +1,1 @@
+"""Contract tests of the storage port, run against both adapters."""
