@@ -76,7 +76,7 @@ def cmd_check_certs(args: argparse.Namespace) -> int:
     from passes.certs import check_certificates
 
     s = load_settings()
-    report = check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password, now=time.time())
+    report = check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
     for name, days in report.expiry.items():
         print(f"{name}: {days} days to expiry")
     for problem in report.problems:

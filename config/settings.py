@@ -123,7 +123,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     if urlsplit(database_url).scheme not in ("sqlite", "redis", "rediss"):
         problems.append("WALLET_DATABASE_URL must start with sqlite:/// or redis://")
 
-    public_url = get("WALLET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    host = get("HOST", "127.0.0.1")
+    # unset, it follows where the service listens (SPEC's default for the default HOST/PORT)
+    listen_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    public_url = get("WALLET_PUBLIC_URL", f"http://{listen_host}:{port or 8000}").rstrip("/")
     public = urlsplit(public_url)
     if public.scheme not in ("http", "https") or not public.netloc:
         problems.append("WALLET_PUBLIC_URL must be an http(s) URL")
@@ -175,7 +178,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         raise ConfigError(problems)
     return Settings(
         env=env,
-        host=get("HOST", "127.0.0.1"),
+        host=host,
         port=port,
         database_url=database_url,
         public_url=public_url,

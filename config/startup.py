@@ -3,7 +3,7 @@ whether the service may start (prod names every problem at once)."""
 
 from __future__ import annotations
 
-import time
+import datetime as _dt
 from dataclasses import dataclass
 
 from config.dev_secrets import with_secrets
@@ -21,7 +21,7 @@ class Prepared:
     created_secrets: bool
 
 
-def prepare(settings: Settings, now: float | None = None) -> Prepared:
+def prepare(settings: Settings, now: _dt.datetime | None = None) -> Prepared:
     created_pki = False
     if settings.is_dev:
         created_pki = ensure_dev_pki(settings.certs_dir, settings.pass_type_id, settings.team_id)
@@ -31,7 +31,7 @@ def prepare(settings: Settings, now: float | None = None) -> Prepared:
         settings.pass_type_id,
         settings.team_id,
         settings.pass_key_password,
-        now=time.time() if now is None else now,
+        now=now,
     )
     problems = list(report.problems)
     if settings.apns_key_file and not settings.apns_key_id:

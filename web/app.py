@@ -55,7 +55,7 @@ async def build_services(prepared: Prepared) -> Services:
     settings = prepared.settings
     templates = load_templates(settings.templates_dir)
     material = load_signing_material(settings.certs_dir, settings.pass_key_password)
-    signer = Signer(material)
+    signer = Signer.from_material(material)
     factory = PassFactory(templates, signer, pass_type_id=settings.pass_type_id,
                           team_id=settings.team_id, public_url=settings.public_url)
     store = await open_store(settings.database_url)

@@ -26,7 +26,7 @@ async def _cert_report(services: Services):
     if time.monotonic() - cached > _CERT_RECHECK_SECONDS:
         s = services.settings
         services.certs = await anyio.to_thread.run_sync(
-            lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password, now=time.time())
+            lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
         )
         services._cert_checked = time.monotonic()  # type: ignore[attr-defined]
     return services.certs
