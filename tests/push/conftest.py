@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from push.apns import ApnsSender
+from push.fcm import FcmSender
 from tests.fakes.apns_server import FakeApnsServer
+from tests.fakes.fcm_server import FakeFcmServer
 from tests.fakes.tls import ApnsSigningKey, CertAuthority, Issued, TlsFiles, write_server_files
 
 PASS_TYPE_ID = "pass.com.example.coffee"
@@ -61,5 +64,28 @@ def make_cert_sender(pki: Pki, server: FakeApnsServer, **kwargs: object) -> Apns
 @pytest.fixture
 async def apns_sender(pki: Pki, apns_fake: FakeApnsServer) -> AsyncIterator[ApnsSender]:
     sender = make_cert_sender(pki, apns_fake)
+    yield sender
+    await sender.close()
+
+
+@pytest.fixture
+def fcm_fake() -> Iterator[FakeFcmServer]:
+    with FakeFcmServer() as server:
+        yield server
+
+
+@pytest.fixture
+def service_account_file(fcm_fake: FakeFcmServer, tmp_path: Path) -> Path:
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps(fcm_fake.service_account("demo-project")))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+async def fcm_sender(
+    fcm_fake: FakeFcmServer, service_account_file: Path
+) -> AsyncIterator[FcmSender]:
+    sender = FcmSender(str(service_account_file), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
     yield sender
     await sender.close()
