@@ -40,6 +40,8 @@ from store.schema.sqlite import MIGRATIONS
 
 T = TypeVar("T")
 
+_MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING, ON CONFLICT DO UPDATE without a target
+
 _OUTBOX_UPSERT = """
     INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)
     VALUES ('apns_pass', ?, ?, ?, 0, ?)
@@ -114,6 +116,8 @@ class SqliteStore(Store):
             raise
 
     def _open_sync(self) -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; 3.35 or newer is needed")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module never does.
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ledger.decide import LedgerEvent
 from store.port import Store
+
+from .conftest import make_card
 
 NOW = 1_700_000_000.0  # in the past, so entries enqueued at NOW are due for real-clock claims
 
@@ -91,10 +94,6 @@ async def test_retry_delays_and_counts_attempts(store: Store) -> None:
 
 
 async def test_retry_keeps_the_latest_coalesced_tag(store: Store) -> None:
-    from ledger.decide import LedgerEvent
-
-    from .conftest import make_card
-
     card, _ = await store.create_card(make_card(1))
     await store.register_device("dev", "pass.t", card.serial, "tok", NOW)
     await store.apply_ledger_events([LedgerEvent(id="e1", version=1, balance=1, card=card.number)], NOW)
