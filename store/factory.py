@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from store.port import Store, StoreError
 
@@ -21,6 +21,16 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def split_prefix(url: str) -> tuple[str, str | None]:
+    """`redis://host:port/db?prefix=name:` keeps several deployments (or test runs) apart in one
+    database; the option is ours, so it is taken out before redis-py reads the URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
 def build_store(url: str, **opts: Any) -> Store:
     """The adapter for `url`, not yet opened. `opts` go to its constructor
     (e.g. `prefix` for Redis, `busy_timeout_ms` for SQLite)."""
@@ -32,6 +42,9 @@ def build_store(url: str, **opts: Any) -> Store:
     if scheme in ("redis", "rediss", "unix"):
         from store.redis import RedisStore
 
+        url, prefix = split_prefix(url)
+        if prefix is not None:
+            opts.setdefault("prefix", prefix)
         return RedisStore(url, **opts)
     # The URL may carry a password: name only the scheme.
     raise StoreError(f"unsupported database URL scheme {scheme!r}; use sqlite:/// or redis://")
