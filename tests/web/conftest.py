@@ -159,17 +159,32 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def live_server(store_kind: str, certs_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
-    port = free_port()
+def server_factory(store_kind: str, certs_dir: Path, tmp_path: Path) -> Iterator:
+    """Makes started servers on one store (same database for all of them), with extra env."""
     url = database_url(store_kind, tmp_path)
-    server = LiveServer(service_env(certs_dir, url, port), port, tmp_path / "server.log")
-    server.start()
+    made: list[LiveServer] = []
+
+    def make(start: bool = True, **extra: str) -> LiveServer:
+        port = free_port()
+        server = LiveServer(service_env(certs_dir, url, port, **extra), port, tmp_path / f"server-{len(made)}.log")
+        made.append(server)
+        if start:
+            server.start()
+        return server
+
+    make.database_url = url  # type: ignore[attr-defined]
     try:
-        yield server
+        yield make
     finally:
-        server.close()
+        for server in made:
+            server.close()
         if store_kind == "redis":
             delete_redis_prefix(url)
+
+
+@pytest.fixture
+def live_server(server_factory) -> LiveServer:
+    return server_factory()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
