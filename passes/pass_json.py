@@ -129,7 +129,7 @@ def build_pass_json(
             "value": tier.accrual_percent / 100,
             "numberStyle": "PKNumberStylePercent",
         },
-        {"key": "terms", "label": "label.terms", "value": "terms"},
+        {"key": "terms", "label": "label.terms", "value": "program.terms"},
     ]
     if support_text:
         back.append(
@@ -153,7 +153,7 @@ def build_pass_json(
         "passTypeIdentifier": pass_type_id,
         "teamIdentifier": team_id,
         "serialNumber": card.serial,
-        "organizationName": "organization",
+        "organizationName": "program.organization",
         "description": "pass.description",
         "logoText": "program.name",
         "backgroundColor": tier.background_color,

@@ -33,7 +33,7 @@ IMAGE_SCALES = (1, 2, 3)
 
 # Keys every locale's pass.strings must define (plus "tier.<key>" for every tier).
 REQUIRED_STRING_KEYS: tuple[str, ...] = (
-    "organization",
+    "program.organization",
     "program.name",
     "pass.description",
     "label.balance",
@@ -50,7 +50,7 @@ REQUIRED_STRING_KEYS: tuple[str, ...] = (
     "label.card_number",
     "change.balance",
     "change.tier",
-    "terms",
+    "program.terms",
     "last_operation.none",
 )
 CHANGE_MESSAGE_KEYS = ("change.balance", "change.tier")
@@ -161,7 +161,7 @@ class Template:
         return self.text("program.name", locale)
 
     def organization(self, locale: str | None = None) -> str:
-        return self.text("organization", locale)
+        return self.text("program.organization", locale)
 
     # --- files -------------------------------------------------------------------------
     @property
@@ -181,7 +181,7 @@ class Template:
             "program": self.program,
             "name": self.text("program.name", loc),
             "names": {lc: self.text("program.name", lc) for lc in self.locales},
-            "organization": self.text("organization", loc),
+            "organization": self.text("program.organization", loc),
             "locale": loc,
             "locales": list(self.locales),
             "default_locale": self.default_locale,

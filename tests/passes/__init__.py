@@ -1,0 +1,1 @@
+"""Tests of passes/: numbers, templates, pass.json, validator, signing, certificates, .pkpass."""
