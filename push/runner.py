@@ -34,7 +34,7 @@ def client_cert_pem(settings: Settings) -> bytes:
 
 def build_pass_sender(settings: Settings, store: Store) -> Any:
     if settings.push_dry_run:
-        return DryRunSender(store)
+        return DryRunSender(store, pass_type_id=settings.pass_type_id)
     if settings.apns_key_file:
         with open(settings.apns_key_file, encoding="utf-8") as handle:
             key_p8 = handle.read()

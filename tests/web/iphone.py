@@ -25,6 +25,14 @@ class WalletPass:
     def json(self) -> dict:
         return read_pass_json(self.data)
 
+    def localized(self, text: str, locale: str = "ru") -> str:
+        """What Wallet shows for a localizable value: its entry in <locale>.lproj/pass.strings."""
+        from passes.strings import parse_strings
+
+        with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
+            strings = parse_strings(archive.read(f"{locale}.lproj/pass.strings"))
+        return strings.get(text, text)
+
     def field(self, key: str) -> dict:
         style = self.json["storeCard"]
         for group in ("headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"):

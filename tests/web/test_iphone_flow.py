@@ -64,7 +64,9 @@ def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
     assert phone.on_push() == [serial]
     updated = phone.passes[serial]
     assert updated.field("balance")["value"] == 350
-    assert "%@" in updated.field("balance")["changeMessage"]
+    assert "%@" in updated.localized(updated.field("balance")["changeMessage"])
+    last_operation = next(f for f in updated.json["storeCard"]["backFields"] if f.get("value") == "Начислено 250 баллов")
+    assert "%@" in updated.localized(last_operation["changeMessage"])
     assert updated.last_modified
 
     # nothing changed since: 304 for the pass, 204 for the list
