@@ -1,0 +1,270 @@
+"""Worker against the real SQLite store, real aioapns/pyfcm and the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.decide import LedgerEvent
+from passes.model import Card, Member
+from push.apns import ApnsSender
+from push.dryrun import DryRunSender
+from push.fcm import FcmSender
+from push.worker import Worker
+from store.sqlite import SqliteStore
+from tests.fakes.apns_server import ApnsReply, FakeApnsServer
+from tests.fakes.fcm_server import FakeFcmServer, FcmReply
+from tests.push.conftest import PASS_TYPE_ID
+
+NOW = time.time()
+TOKENS = ["a1" * 32, "b2" * 32, "c3" * 32]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "wallet.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def make_worker(store: SqliteStore, sender: Any, **kwargs: Any) -> Worker:
+    options: dict[str, Any] = dict(
+        apns={PASS_TYPE_ID: sender}, fcm=None, consumer="test-worker", backoff_base=0.001,
+        backoff_cap=0.01, rng=random.Random(0),
+    )
+    options.update(kwargs)
+    return Worker(store, **options)
+
+
+async def issue_card(store: SqliteStore, n: int = 1) -> Card:
+    card = Card(
+        number=f"{n:016d}", program="coffee", account=f"acc-{n}", serial=f"serial-{n}",
+        auth_token="x" * 32, member=Member("Member"),
+    )
+    stored, _ = await store.create_card(card)
+    return stored
+
+
+async def change(store: SqliteStore, card: Card, version: int, now: float = NOW) -> None:
+    event = LedgerEvent(id=f"ev-{card.number}-{version}", version=version, balance=version * 10, card=card.number)
+    await store.apply_ledger_events([event], now)
+
+
+async def registered_card(store: SqliteStore, tokens: list[str] = TOKENS) -> Card:
+    card = await issue_card(store)
+    for i, token in enumerate(tokens):
+        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
+    return card
+
+
+async def test_one_push_per_registered_device_and_none_twice(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store)
+    await change(store, card, 1)
+    worker = make_worker(store, apns_sender)
+
+    assert await worker.run_once(NOW) == 3
+    assert sorted(r.token for r in apns_fake.requests) == sorted(TOKENS)
+    assert all(r.body == b"{}" and r.headers["apns-topic"] == PASS_TYPE_ID for r in apns_fake.requests)
+    assert await store.outbox_size() == 0
+    assert worker.counters["delivered"] == 3
+    journal = await store.list_pushes(10)
+    assert {p["outcome"] for p in journal} == {"ok"} and len(journal) == 3
+    assert all("token" not in p for p in journal)  # real deliveries journal no tokens
+
+    # the same change delivered again (a crashed worker's entry) is not pushed again
+    tag = (await store.get_card(card.number)).tag
+    await store.enqueue("apns_pass", {"device_id": "device-0", "pass_type_id": PASS_TYPE_ID,
+                                      "serial": card.serial, "tag": tag}, NOW)
+    assert await worker.run_once(NOW) == 1
+    assert len(apns_fake.requests) == 3
+    assert worker.counters["skipped"] == 1 and await store.outbox_size() == 0
+
+
+async def test_push_goes_to_the_current_token_and_skips_gone_devices(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:2])
+    await change(store, card, 1)
+    new_token = "d4" * 32
+    await store.register_device("device-0", PASS_TYPE_ID, card.serial, new_token, NOW + 1)
+    await store.unregister_device("device-1", PASS_TYPE_ID, card.serial)
+
+    await make_worker(store, apns_sender).run_once(NOW + 2)
+
+    assert [r.token for r in apns_fake.requests] == [new_token]
+    assert await store.outbox_size() == 0
+
+
+async def test_410_removes_the_registration_unless_the_device_registered_again_later(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:2])
+    await change(store, card, 1)
+    apns_fake.program(TOKENS[0], ApnsReply(410, "Unregistered", timestamp_ms=int((NOW + 5) * 1000)))
+    apns_fake.program(TOKENS[1], ApnsReply(410, "Unregistered", timestamp_ms=int((NOW - 5) * 1000)))
+    worker = make_worker(store, apns_sender)
+
+    await worker.run_once(NOW + 10)
+
+    assert await store.get_registration("device-0", PASS_TYPE_ID, card.serial) is None
+    assert await store.get_registration("device-1", PASS_TYPE_ID, card.serial) is not None
+    assert worker.counters["invalid"] == 2
+    assert await store.outbox_size() == 0
+
+
+async def test_throttled_and_unavailable_are_retried_then_delivered(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:2])
+    await change(store, card, 1)
+    apns_fake.program(TOKENS[0], ApnsReply(429, "TooManyRequests"), ApnsReply(429, "TooManyRequests"))
+    apns_fake.program(TOKENS[1], ApnsReply(503, "ServiceUnavailable"))
+    worker = make_worker(store, apns_sender)
+
+    now = NOW
+    for _ in range(5):
+        await worker.run_once(now)
+        now += 1  # past the (tiny) backoff
+    assert [r.status for r in apns_fake.requests_for(TOKENS[0])] == [429, 429, 200]
+    assert [r.status for r in apns_fake.requests_for(TOKENS[1])] == [503, 200]
+    assert worker.counters["retried"] == 3 and worker.counters["delivered"] == 2
+    assert await store.outbox_size() == 0
+    assert await store.list_dead_letters(10) == []
+
+
+async def test_retry_after_is_honoured_as_the_earliest_retry(store: SqliteStore) -> None:
+    class Throttled:
+        calls = 0
+
+        async def send_pass_update(self, push_token: str):
+            from push.results import PushResult
+            Throttled.calls += 1
+            return PushResult("retry", "QUOTA", retry_after=120.0)
+
+        async def close(self) -> None: ...
+
+    card = await registered_card(store, TOKENS[:1])
+    await change(store, card, 1)
+    worker = make_worker(store, Throttled())
+    await worker.run_once(NOW)
+    assert await worker.run_once(NOW + 119) == 0
+    assert await worker.run_once(NOW + 121) == 1
+    assert Throttled.calls == 2
+
+
+async def test_auth_error_pauses_the_pass_type_and_keeps_entries_queued(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    card = await registered_card(store)
+    await change(store, card, 1)
+    for token in TOKENS:
+        apns_fake.program_always(token, ApnsReply(403, "BadCertificate"))
+    worker = make_worker(store, apns_sender, concurrency=1, lease_seconds=30, auth_cooldown=60)
+
+    await worker.run_once(NOW)
+    # first 403 pauses the channel: the other two entries are not even tried
+    assert len(apns_fake.requests) == 1
+    assert worker.counters["auth_errors"] == 1
+    assert await store.outbox_size() == 3
+    assert [r.message for r in caplog.records if "credentials refused" in r.message] != []
+    assert all(t not in r.message for r in caplog.records for t in TOKENS)
+
+    assert await worker.run_once(NOW + 31) == 3  # leases ran out: claimed again, still paused
+    assert len(apns_fake.requests) == 1
+
+    apns_fake.reset()  # the certificate gets fixed
+    await worker.run_once(NOW + 100)  # cool-down over: delivered
+    assert len(apns_fake.requests) == 3
+    assert worker.counters["delivered"] == 3
+    assert await store.outbox_size() == 0
+    assert await store.list_dead_letters(10) == []
+
+
+async def test_dead_letter_after_max_attempts(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:1])
+    await change(store, card, 1)
+    apns_fake.program_always(TOKENS[0], ApnsReply(503, "ServiceUnavailable"))
+    worker = make_worker(store, apns_sender, max_attempts=3)
+
+    now = NOW
+    for _ in range(6):
+        await worker.run_once(now)
+        now += 1
+    assert len(apns_fake.requests) == 3
+    [dead] = await store.list_dead_letters(10)
+    assert "ServiceUnavailable" in dead.error and dead.entry.kind == "apns_pass"
+    assert worker.counters["dead"] == 1 and await store.outbox_size() == 0
+
+
+async def test_permanent_failure_is_dead_lettered_at_once(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:1])
+    await change(store, card, 1)
+    apns_fake.program(TOKENS[0], ApnsReply(400, "BadTopic"))
+    worker = make_worker(store, apns_sender)
+    await worker.run_once(NOW)
+    [dead] = await store.list_dead_letters(10)
+    assert "BadTopic" in dead.error
+    assert worker.counters["failed"] == 1
+
+
+async def test_fcm_alerts_delivered_and_unregistered_tokens_deleted(
+    store: SqliteStore, fcm_sender: FcmSender, fcm_fake: FakeFcmServer, apns_sender: ApnsSender
+) -> None:
+    await store.add_app_token("0000000000000001", "android", "good-token", NOW)
+    await store.add_app_token("0000000000000001", "android", "dead-token", NOW)
+    fcm_fake.program("dead-token", FcmReply.unregistered())
+    for token in ("good-token", "dead-token"):
+        await store.enqueue("fcm_alert", {"token": token, "card": "0000000000000001", "title": "Coffee nearby",
+                                          "body": "Come in", "data": {"store": "s1"}}, NOW)
+    worker = make_worker(store, apns_sender, fcm=fcm_sender)
+
+    assert await worker.run_once(NOW) == 2
+
+    assert [t.token for t in await store.app_tokens("0000000000000001")] == ["good-token"]
+    assert worker.counters["delivered"] == 1 and worker.counters["invalid"] == 1
+    assert await store.outbox_size() == 0
+    [ok] = fcm_fake.requests_for("good-token")
+    assert ok.body["message"]["data"] == {"store": "s1"}
+
+
+async def test_dry_run_journals_each_push_once_with_its_token(store: SqliteStore) -> None:
+    card = await registered_card(store)
+    await change(store, card, 1)
+    worker = make_worker(store, DryRunSender(store, pass_type_id=PASS_TYPE_ID))
+    await worker.run_once(NOW)
+    journal = await store.list_pushes(10)
+    assert sorted(p["token"] for p in journal) == sorted(TOKENS)
+    assert all(p["payload"] == {} and p["dry_run"] for p in journal)
+
+
+async def test_run_forever_wakes_up_on_new_work_and_stops(
+    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:1])
+    wakeup, stop = asyncio.Event(), asyncio.Event()
+    worker = make_worker(store, apns_sender, wakeup=wakeup, idle_sleep=30)  # only wakeup can help
+    task = asyncio.create_task(worker.run_forever(stop))
+    await asyncio.sleep(0.05)
+    await change(store, card, 1, now=time.time())
+    wakeup.set()
+    for _ in range(200):
+        if worker.counters["delivered"]:
+            break
+        await asyncio.sleep(0.01)
+    assert worker.counters["delivered"] == 1
+    stop.set()
+    await asyncio.wait_for(task, 2)
