@@ -114,7 +114,7 @@ class ApnsSender:
         max_connections: int = 10,
         max_connection_attempts: int = 3,
         app_topic: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = 10.0,  # well under the worker's lease, so a hung push cannot outlive it
     ) -> None:
         if client_cert_pem is None and not (key_p8 and key_id and team_id):
             raise ValueError("ApnsSender needs client_cert_pem or key_p8 + key_id + team_id")

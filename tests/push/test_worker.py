@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from ledger.decide import LedgerEvent
 from passes.model import Card, Member
@@ -18,24 +21,43 @@ from push.apns import ApnsSender
 from push.dryrun import DryRunSender
 from push.fcm import FcmSender
 from push.worker import Worker
+from store.port import Store
+from store.redis import RedisStore
 from store.sqlite import SqliteStore
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.fakes.fcm_server import FakeFcmServer, FcmReply
 from tests.push.conftest import PASS_TYPE_ID
 
 NOW = time.time()
+REDIS_URL = os.environ.get("WALLET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKENS = ["a1" * 32, "b2" * 32, "c3" * 32]
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "wallet.db")
-    await s.open()
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The real adapters: SQLite in tmp_path; Redis (db 15, private key prefix) when reachable."""
+    prefix = f"test-push:{uuid.uuid4().hex}:"
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "wallet.db")
+    else:
+        s = RedisStore(REDIS_URL, prefix=prefix)
+    try:
+        await s.open()
+    except Exception as exc:  # no Redis server here: the SQLite run still covers the worker
+        pytest.skip(f"Redis not reachable: {type(exc).__name__}")
     yield s
     await s.close()
+    if request.param == "redis":
+        client = aioredis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
 
 
-def make_worker(store: SqliteStore, sender: Any, **kwargs: Any) -> Worker:
+def make_worker(store: Store, sender: Any, **kwargs: Any) -> Worker:
     options: dict[str, Any] = dict(
         apns={PASS_TYPE_ID: sender}, fcm=None, consumer="test-worker", backoff_base=0.001,
         backoff_cap=0.01, rng=random.Random(0),
@@ -44,7 +66,7 @@ def make_worker(store: SqliteStore, sender: Any, **kwargs: Any) -> Worker:
     return Worker(store, **options)
 
 
-async def issue_card(store: SqliteStore, n: int = 1) -> Card:
+async def issue_card(store: Store, n: int = 1) -> Card:
     card = Card(
         number=f"{n:016d}", program="coffee", account=f"acc-{n}", serial=f"serial-{n}",
         auth_token="x" * 32, member=Member("Member"),
@@ -53,12 +75,12 @@ async def issue_card(store: SqliteStore, n: int = 1) -> Card:
     return stored
 
 
-async def change(store: SqliteStore, card: Card, version: int, now: float = NOW) -> None:
+async def change(store: Store, card: Card, version: int, now: float = NOW) -> None:
     event = LedgerEvent(id=f"ev-{card.number}-{version}", version=version, balance=version * 10, card=card.number)
     await store.apply_ledger_events([event], now)
 
 
-async def registered_card(store: SqliteStore, tokens: list[str] = TOKENS) -> Card:
+async def registered_card(store: Store, tokens: list[str] = TOKENS) -> Card:
     card = await issue_card(store)
     for i, token in enumerate(tokens):
         await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
@@ -66,7 +88,7 @@ async def registered_card(store: SqliteStore, tokens: list[str] = TOKENS) -> Car
 
 
 async def test_one_push_per_registered_device_and_none_twice(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store)
     await change(store, card, 1)
@@ -91,7 +113,7 @@ async def test_one_push_per_registered_device_and_none_twice(
 
 
 async def test_push_goes_to_the_current_token_and_skips_gone_devices(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:2])
     await change(store, card, 1)
@@ -106,7 +128,7 @@ async def test_push_goes_to_the_current_token_and_skips_gone_devices(
 
 
 async def test_410_removes_the_registration_unless_the_device_registered_again_later(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:2])
     await change(store, card, 1)
@@ -123,7 +145,7 @@ async def test_410_removes_the_registration_unless_the_device_registered_again_l
 
 
 async def test_throttled_and_unavailable_are_retried_then_delivered(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:2])
     await change(store, card, 1)
@@ -142,7 +164,7 @@ async def test_throttled_and_unavailable_are_retried_then_delivered(
     assert await store.list_dead_letters(10) == []
 
 
-async def test_retry_after_is_honoured_as_the_earliest_retry(store: SqliteStore) -> None:
+async def test_retry_after_is_honoured_as_the_earliest_retry(store: Store) -> None:
     class Throttled:
         calls = 0
 
@@ -163,27 +185,31 @@ async def test_retry_after_is_honoured_as_the_earliest_retry(store: SqliteStore)
 
 
 async def test_auth_error_pauses_the_pass_type_and_keeps_entries_queued(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer, caplog: pytest.LogCaptureFixture
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Real clock here: Redis measures lease expiry on its own clock (stream idle time).
     card = await registered_card(store)
     await change(store, card, 1)
     for token in TOKENS:
         apns_fake.program_always(token, ApnsReply(403, "BadCertificate"))
-    worker = make_worker(store, apns_sender, concurrency=1, lease_seconds=30, auth_cooldown=60)
+    worker = make_worker(store, apns_sender, concurrency=1, lease_seconds=0.3, auth_cooldown=0.7)
+    t0 = time.time()
 
-    await worker.run_once(NOW)
-    # first 403 pauses the channel: the other two entries are not even tried
+    await worker.run_once(t0)
+    # the first 403 pauses the channel: the other two entries are not even tried
     assert len(apns_fake.requests) == 1
     assert worker.counters["auth_errors"] == 1
     assert await store.outbox_size() == 3
     assert [r.message for r in caplog.records if "credentials refused" in r.message] != []
     assert all(t not in r.message for r in caplog.records for t in TOKENS)
 
-    assert await worker.run_once(NOW + 31) == 3  # leases ran out: claimed again, still paused
+    await asyncio.sleep(t0 + 0.35 - time.time())
+    assert await worker.run_once() == 3  # leases ran out: claimed again, still paused
     assert len(apns_fake.requests) == 1
 
     apns_fake.reset()  # the certificate gets fixed
-    await worker.run_once(NOW + 100)  # cool-down over: delivered
+    await asyncio.sleep(t0 + 0.8 - time.time())
+    await worker.run_once()  # cool-down over and leases out again: delivered
     assert len(apns_fake.requests) == 3
     assert worker.counters["delivered"] == 3
     assert await store.outbox_size() == 0
@@ -191,7 +217,7 @@ async def test_auth_error_pauses_the_pass_type_and_keeps_entries_queued(
 
 
 async def test_dead_letter_after_max_attempts(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     await change(store, card, 1)
@@ -209,7 +235,7 @@ async def test_dead_letter_after_max_attempts(
 
 
 async def test_permanent_failure_is_dead_lettered_at_once(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     await change(store, card, 1)
@@ -222,7 +248,7 @@ async def test_permanent_failure_is_dead_lettered_at_once(
 
 
 async def test_fcm_alerts_delivered_and_unregistered_tokens_deleted(
-    store: SqliteStore, fcm_sender: FcmSender, fcm_fake: FakeFcmServer, apns_sender: ApnsSender
+    store: Store, fcm_sender: FcmSender, fcm_fake: FakeFcmServer, apns_sender: ApnsSender
 ) -> None:
     await store.add_app_token("0000000000000001", "android", "good-token", NOW)
     await store.add_app_token("0000000000000001", "android", "dead-token", NOW)
@@ -241,7 +267,7 @@ async def test_fcm_alerts_delivered_and_unregistered_tokens_deleted(
     assert ok.body["message"]["data"] == {"store": "s1"}
 
 
-async def test_dry_run_journals_each_push_once_with_its_token(store: SqliteStore) -> None:
+async def test_dry_run_journals_each_push_once_with_its_token(store: Store) -> None:
     card = await registered_card(store)
     await change(store, card, 1)
     worker = make_worker(store, DryRunSender(store, pass_type_id=PASS_TYPE_ID))
@@ -252,7 +278,7 @@ async def test_dry_run_journals_each_push_once_with_its_token(store: SqliteStore
 
 
 async def test_run_forever_wakes_up_on_new_work_and_stops(
-    store: SqliteStore, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     wakeup, stop = asyncio.Event(), asyncio.Event()
