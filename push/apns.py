@@ -238,15 +238,15 @@ class ApnsSender:
         )
         try:
             result = await asyncio.wait_for(client.send_notification(request), self.timeout)
+        except asyncio.TimeoutError:  # first: on 3.11 it is the builtin, an OSError
+            log.warning("APNs push to %s timed out after %.0fs", token_hint(token), self.timeout)
+            return PushResult("retry", "Timeout")
         except (MaxAttemptsExceeded, ConnectionError, ConnectionClosed, OSError) as exc:
             tls = self._tls_failures.last
             if tls is not None:
                 log.warning("APNs TLS failure for %s: %s", self.pass_type_id, _short(tls))
                 return PushResult("auth_error", f"TLS:{_short(tls)}")
             return PushResult("retry", type(exc).__name__)
-        except asyncio.TimeoutError:
-            log.warning("APNs push to %s timed out after %.0fs", token_hint(token), self.timeout)
-            return PushResult("retry", "Timeout")
         status = int(result.status) if str(result.status).isdigit() else 0
         if status:
             # An answer came back over TLS, so any earlier handshake trouble is over.

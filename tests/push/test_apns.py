@@ -222,3 +222,15 @@ async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert '"requests": 2' in out
+
+
+async def test_a_push_the_server_never_answers_times_out_as_retry(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    sender = make_cert_sender(pki, apns_fake, timeout=0.2)
+    apns_fake.program(TOKEN, ApnsReply(200, delay=5))
+    try:
+        assert await sender.send_pass_update(TOKEN) == PushResult("retry", "Timeout")
+        assert (await sender.send_pass_update(OTHER)).ok  # the connection is still usable
+    finally:
+        await sender.close()
