@@ -47,6 +47,8 @@ class Settings:
     apns_key_id: str | None = None
     push_dry_run: bool = True
     run_worker: bool = True
+    # how long a claimed outbox entry stays with its worker before another may take it over
+    worker_lease_seconds: float = 30.0
 
     @property
     def is_dev(self) -> bool:
@@ -170,6 +172,14 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     run_worker_default = "1" if database_url.startswith("sqlite") else "0"
     run_worker = _flag("WALLET_RUN_WORKER", get("WALLET_RUN_WORKER", run_worker_default), problems)
 
+    lease_text = get("WALLET_WORKER_LEASE_SECONDS", "30")
+    try:
+        lease = float(lease_text)
+    except ValueError:
+        lease = 0.0
+    if not 0.5 <= lease <= 3600:
+        problems.append("WALLET_WORKER_LEASE_SECONDS must be a number of seconds from 0.5 to 3600")
+
     ttl_text = get("WALLET_LINK_TTL_SECONDS", str(7 * 24 * 3600))
     if not ttl_text.isdigit() or int(ttl_text) < 60:
         problems.append("WALLET_LINK_TTL_SECONDS must be a whole number of seconds, at least 60")
@@ -197,4 +207,5 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         apns_key_id=get("WALLET_APNS_KEY_ID") or None,
         push_dry_run=dry_run,
         run_worker=run_worker,
+        worker_lease_seconds=lease,
     )

@@ -29,7 +29,9 @@ def client_cert_pem(settings: Settings) -> bytes:
     material = load_signing_material(settings.certs_dir, settings.pass_key_password)
     key = material.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())
-    return material.cert.public_bytes(serialization.Encoding.PEM) + key
+    # the intermediate rides along so the server can build the chain to its trusted root
+    chain = material.cert.public_bytes(serialization.Encoding.PEM) + material.wwdr.public_bytes(serialization.Encoding.PEM)
+    return chain + key
 
 
 def build_pass_sender(settings: Settings, store: Store) -> Any:
@@ -50,7 +52,8 @@ def consumer_name() -> str:
 
 def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None = None) -> Worker:
     sender = build_pass_sender(settings, store)
-    return Worker(store, apns={settings.pass_type_id: sender}, fcm=None, consumer=consumer_name(), wakeup=wakeup)
+    return Worker(store, apns={settings.pass_type_id: sender}, fcm=None, consumer=consumer_name(),
+                  lease_seconds=settings.worker_lease_seconds, wakeup=wakeup)
 
 
 async def start_worker(services: Any, stop: asyncio.Event) -> asyncio.Task:
