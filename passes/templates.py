@@ -6,6 +6,18 @@ A folder holds `program.json` (prefix, tiers, colors, support contact), the imag
 files, so translators touch one place and `pass.json` carries localization keys.
 Every static file is read and SHA-1 hashed here, once, so building a pass hashes only
 its `pass.json`.
+
+Folder layout (a new program = a copy of `coffee/` with another `program` and prefix):
+  program.json   {"program": "coffee", "card_prefix": "7790" (1-7 digits),
+                  "locales": ["ru", "en"], "default_locale": "ru",
+                  "support": {"phone", "email", "url"},
+                  "barcode_format": "PKBarcodeFormatQR", "sharing_prohibited": true,
+                  "tiers": [{"key": "base", "threshold": 0, "accrual_percent": 5,
+                             "colors": {"background": "rgb(..)", "foreground": .., "label": ..}}, ...]}
+                 thresholds are each tier's minimum balance, first 0, strictly increasing.
+  xx.lproj/pass.strings   UTF-16 with BOM; the same keys in every locale: REQUIRED_STRING_KEYS
+                 plus "tier.<key>" per tier (the tier's name).
+  icon.png, logo.png, strip.png and their @2x/@3x: PNG, at most IMAGE_POINTS x scale pixels.
 """
 
 from __future__ import annotations
