@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from config.settings import ConfigError, load_settings
-from config.startup import prepare
+from config.startup import prepare_or_exit
 from web.app import create_app
 
-
-def _prepared():
-    try:
-        return prepare(load_settings())
-    except ConfigError as exc:
-        print("wallet service cannot start:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-app = create_app(_prepared())
+app = create_app(prepare_or_exit())

@@ -9,18 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from config.settings import ROLES, ConfigError, load_settings
-from config.startup import Prepared, prepare
-
-
-def _prepared() -> Prepared:
-    try:
-        return prepare(load_settings())
-    except ConfigError as exc:
-        print("wallet service cannot start:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise SystemExit(1) from None
+from config.settings import ROLES, load_settings
+from config.startup import Prepared, prepare_or_exit
 
 
 def _print_dev_banner(prepared: Prepared) -> None:
@@ -48,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from web.app import create_app
 
-    prepared = _prepared()
+    prepared = prepare_or_exit()
     _print_dev_banner(prepared)
     s = prepared.settings
     uvicorn.run(create_app(prepared), host=s.host, port=s.port, log_level=args.log_level, access_log=False)
@@ -58,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from push.runner import run_standalone_worker
 
-    prepared = _prepared()
+    prepared = prepare_or_exit()
     return asyncio.run(run_standalone_worker(prepared))
 
 
@@ -124,13 +114,13 @@ async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    return asyncio.run(_issue(_prepared(), args))
+    return asyncio.run(_issue(prepare_or_exit(), args))
 
 
 def cmd_test_push(args: argparse.Namespace) -> int:
     from push.runner import send_test_push
 
-    return asyncio.run(send_test_push(_prepared(), args.token))
+    return asyncio.run(send_test_push(prepare_or_exit(), args.token))
 
 
 def main(argv: list[str] | None = None) -> int:

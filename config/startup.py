@@ -39,3 +39,18 @@ def prepare(settings: Settings, now: _dt.datetime | None = None) -> Prepared:
     if problems:
         raise ConfigError(problems)
     return Prepared(settings, report, dev, created_pki, created_secrets)
+
+
+def prepare_or_exit() -> Prepared:
+    """Settings from the environment, prepared; on any problem, each one on its own line and exit 1."""
+    import sys
+
+    from config.settings import load_settings
+
+    try:
+        return prepare(load_settings())
+    except ConfigError as exc:
+        print("wallet service cannot start:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(1) from None
