@@ -247,7 +247,11 @@ def validate_pass_json(
 
 
 def _strings_in(pass_json: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(where, text) for every string Wallet localizes: top-level texts, labels, values, changeMessages."""
+    """(where, text) for top-level texts, labels and changeMessages.
+
+    Field values are localized by Wallet too, but they also carry member data (a name
+    like "j.doe" would look like a key), so values are left to the template's own tests.
+    """
     out = [(k, pass_json[k]) for k in ("description", "organizationName", "logoText") if isinstance(pass_json.get(k), str)]
     for style in STYLE_KEYS:
         body = pass_json.get(style)
@@ -257,7 +261,7 @@ def _strings_in(pass_json: Mapping[str, Any]) -> list[tuple[str, str]]:
             for fld in body.get(group) or []:
                 if not isinstance(fld, dict):
                     continue
-                for attr in ("label", "value", "changeMessage"):
+                for attr in ("label", "changeMessage"):
                     if isinstance(fld.get(attr), str):
                         out.append((f"{group}[{fld.get('key')}].{attr}", fld[attr]))
     return out
