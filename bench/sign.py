@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from passes.model import Card, Member
 from passes.numbers import format_card_number, new_auth_token, new_card_number, new_serial
-from passes.pkpass import PassFactory
+from passes.pkpass import PassFactory, dump_json
 from passes.pki import ensure_dev_pki
 from passes.signing import Signer
 from passes.templates import Template, load_templates
@@ -151,7 +151,9 @@ def main() -> int:
         factory = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL)
         card = sample_card(template)
         sample = factory.render(card)
-        print(f"{pinned}; pass size {len(sample.data)} bytes, manifest ~{len(factory.pass_json(card))} top-level keys")
+        pass_json_size = len(dump_json(factory.pass_json(card)))
+        print(f"{pinned}; .pkpass {len(sample.data)} bytes ({len(template.files)} template files + "
+              f"pass.json ~{pass_json_size} bytes, manifest.json, signature)")
 
         key = signer._key  # the same key object PassFactory signs with, loaded once
         manifest = b'{"pass.json":"' + b"0" * 40 + b'"}' * 20
