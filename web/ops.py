@@ -9,7 +9,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from passes.certs import check_certificates
+from passes.certs import CertReport, check_certificates
 from web.openapi import openapi_document
 from web.services import Services
 
@@ -20,15 +20,14 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def _cert_report(services: Services):
+async def _cert_report(services: Services) -> CertReport:
     # certificates are files that an operator may replace while we run: re-read them now and then
-    cached = getattr(services, "_cert_checked", 0.0)
-    if time.monotonic() - cached > _CERT_RECHECK_SECONDS:
+    if time.monotonic() - services.certs_checked_at > _CERT_RECHECK_SECONDS:
         s = services.settings
         services.certs = await anyio.to_thread.run_sync(
             lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
         )
-        services._cert_checked = time.monotonic()  # type: ignore[attr-defined]
+        services.certs_checked_at = time.monotonic()
     return services.certs
 
 

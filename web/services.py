@@ -25,3 +25,5 @@ class Services:
     # set whenever new outbox work is committed, so an in-process worker wakes at once
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     worker: Any = None
+    # monotonic time of the last certificate re-check (readyz re-reads the files now and then)
+    certs_checked_at: float = 0.0

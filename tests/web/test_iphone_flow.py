@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 
 from tests.web.conftest import LiveServer
 from tests.web.iphone import SimulatedIPhone, read_pass_json
