@@ -18,6 +18,12 @@ class CardConflict(StoreError):
     """A card number or serial is taken, or the account already has a card in another program."""
 
 
+# (device_id, pass_type_id, serial): one device's registration for one pass
+PushKey = tuple[str, str, str]
+# (outbox entry id, device_id, pass_type_id, serial, tag pushed or 0)
+DeliveredPush = tuple[str, str, str, str, int]
+
+
 @dataclass(frozen=True)
 class Registration:
     device_id: str
@@ -197,6 +203,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None: ...
+
+    # -- batched push bookkeeping (the worker's hot path: one store trip per claimed batch) ----
+    @abc.abstractmethod
+    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+        """For each (device_id, pass_type_id, serial): (the registration's current push token,
+        or None when not registered; the tag last pushed, or 0). One consistent read."""
+
+    @abc.abstractmethod
+    async def complete_pushes(
+        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+    ) -> None:
+        """In one atomic step: for each (entry_id, device_id, pass_type_id, serial, tag) mark the
+        tag pushed (kept at the maximum, as mark_pushed; a tag of 0 marks nothing) and acknowledge
+        the entry (as ack_outbox); append `journal` in order (each with `at` = now unless it has
+        one, as record_push), keeping the newest `keep`."""
 
     # -- push journal (dry run and delivery record, bounded) ---------------------------------
     @abc.abstractmethod

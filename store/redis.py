@@ -40,7 +40,9 @@ from store.port import (
     CardConflict,
     DeadLetter,
     LedgerResult,
+    DeliveredPush,
     OutboxEntry,
+    PushKey,
     Registration,
     Store,
     StoreError,
@@ -102,7 +104,7 @@ class RedisStore(Store):
             for name in (
                 "CREATE_CARD", "APPLY_LEDGER", "CLAIM_OUTBOX", "RETRY_OUTBOX", "DEAD_LETTER",
                 "REMOVE_STALE_REGISTRATION", "SERIALS_WITH_TAGS", "ADD_APP_TOKEN", "DELETE_APP_TOKEN",
-                "APP_TOKENS", "MARK_PUSHED",
+                "APP_TOKENS", "MARK_PUSHED", "COMPLETE_PUSHES",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -403,6 +405,33 @@ class RedisStore(Store):
     async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
         # Kept at the maximum: a slow worker finishing an older push must not move it back.
         await self._script("MARK_PUSHED", _dumps([device_id, pass_type_id, serial]), str(tag))
+
+    # -- batched push bookkeeping --------------------------------------------------------------
+    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+        if not keys:
+            return {}
+        unique = list(dict.fromkeys(keys))
+        # MULTI: tokens and tags read at one point in time, in one round trip.
+        async with self.client.pipeline(transaction=True) as pipe:
+            for device, pass_type, serial in unique:
+                pipe.hget(self._key("regs:", serial), _reg_field(device, pass_type))
+            pipe.hmget(self._key("pushed"), [_dumps(list(key)) for key in unique])
+            *regs, tags = await pipe.execute()
+        return {
+            key: (json.loads(reg)["push_token"] if reg is not None else None, int(tag) if tag is not None else 0)
+            for key, reg, tag in zip(unique, regs, tags)
+        }
+
+    async def complete_pushes(
+        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+    ) -> None:
+        if not delivered and not journal:
+            return
+        marks = [[_dumps([d, p, s]), str(tag)] for _, d, p, s, tag in delivered if tag > 0]
+        await self._script(
+            "COMPLETE_PUSHES", GROUP, str(keep), _dumps(marks), _dumps([entry[0] for entry in delivered]),
+            _dumps([_dumps({"at": now, **record}) for record in journal]),
+        )
 
     # -- push journal --------------------------------------------------------------------------
     async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None:

@@ -215,3 +215,33 @@ local current = redis.call('HGET', key, ARGV[2])
 if current == false or tonumber(ARGV[3]) > tonumber(current) then redis.call('HSET', key, ARGV[2], ARGV[3]) end
 return 1
 """
+
+# ARGV: prefix, group, keep, marks json [[field, tag], ...], entry ids json, journal json [record json, ...]
+# One worker batch: tags marked pushed (kept at the maximum, as MARK_PUSHED), entries acked
+# and deleted (as ack_outbox), journal records pushed newest first and the list trimmed once.
+COMPLETE_PUSHES = """
+local p = ARGV[1]
+local keep = tonumber(ARGV[3])
+local pushed = p .. 'pushed'
+for _, mark in ipairs(cjson.decode(ARGV[4])) do
+  local current = redis.call('HGET', pushed, mark[1])
+  if current == false or tonumber(mark[2]) > tonumber(current) then redis.call('HSET', pushed, mark[1], mark[2]) end
+end
+local stream = p .. 'outbox'
+local ids = cjson.decode(ARGV[5])
+-- in chunks: unpack() of a long list would overflow Lua's C stack
+for i = 1, #ids, 500 do
+  local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
+  redis.call('XACK', stream, ARGV[2], unpack(chunk))
+  redis.call('XDEL', stream, unpack(chunk))
+end
+local records = cjson.decode(ARGV[6])
+if #records > 0 then
+  local journal = p .. 'pushes'
+  for i = 1, #records, 500 do
+    redis.call('LPUSH', journal, unpack(records, i, math.min(i + 499, #records)))
+  end
+  if keep > 0 then redis.call('LTRIM', journal, 0, keep - 1) else redis.call('DEL', journal) end
+end
+return 1
+"""

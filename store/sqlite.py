@@ -31,7 +31,9 @@ from store.port import (
     CardConflict,
     DeadLetter,
     LedgerResult,
+    DeliveredPush,
     OutboxEntry,
+    PushKey,
     Registration,
     Store,
     StoreError,
@@ -41,6 +43,12 @@ from store.schema.sqlite import MIGRATIONS
 T = TypeVar("T")
 
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING, ON CONFLICT DO UPDATE without a target
+
+# Kept at the maximum: a slow worker finishing an older push must not move it back.
+_MARK_PUSHED = """
+    INSERT INTO pushed_tags (device_id, pass_type_id, serial, tag) VALUES (?, ?, ?, ?)
+    ON CONFLICT DO UPDATE SET tag = MAX(tag, excluded.tag)
+"""
 
 _OUTBOX_UPSERT = """
     INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)
@@ -481,12 +489,43 @@ class SqliteStore(Store):
         return row[0] if row is not None else 0
 
     async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
-        # Kept at the maximum: a slow worker finishing an older push must not move it back.
-        await self._write(lambda conn: conn.execute(
-            "INSERT INTO pushed_tags (device_id, pass_type_id, serial, tag) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT DO UPDATE SET tag = MAX(tag, excluded.tag)",
-            (device_id, pass_type_id, serial, tag),
-        ))
+        await self._write(lambda conn: conn.execute(_MARK_PUSHED, (device_id, pass_type_id, serial, tag)))
+
+    # -- batched push bookkeeping --------------------------------------------------------------
+    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+        if not keys:
+            return {}
+        # One statement, so token and tag come from one snapshot (autocommit read).
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT k.d, k.p, k.s, r.push_token, t.tag FROM"
+            " (SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS p,"
+            "         json_extract(value, '$[2]') AS s FROM json_each(?)) AS k"
+            " LEFT JOIN registrations r ON r.device_id = k.d AND r.pass_type_id = k.p AND r.serial = k.s"
+            " LEFT JOIN pushed_tags t ON t.device_id = k.d AND t.pass_type_id = k.p AND t.serial = k.s",
+            (_dumps([list(key) for key in set(keys)]),),
+        ).fetchall())
+        found = {(d, p, s): (token, tag or 0) for d, p, s, token, tag in rows}
+        return {key: found.get(key, (None, 0)) for key in keys}
+
+    async def complete_pushes(
+        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+    ) -> None:
+        if not delivered and not journal:
+            return
+
+        def complete(conn: sqlite3.Connection) -> None:
+            conn.executemany(_MARK_PUSHED, [(d, p, s, tag) for _, d, p, s, tag in delivered if tag > 0])
+            ids = [int(entry_id) for entry_id, *_ in delivered if entry_id.isdigit()]
+            if ids:
+                conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (_dumps(ids),))
+            if journal:
+                conn.executemany(
+                    "INSERT INTO push_journal (at, record) VALUES (?, ?)",
+                    [(now, _dumps({"at": now, **record})) for record in journal],
+                )
+                self._trim_journal(conn, keep)
+
+        await self._write(complete)
 
     # -- push journal --------------------------------------------------------------------------
     async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None:
@@ -494,12 +533,18 @@ class SqliteStore(Store):
 
         def append(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO push_journal (at, record) VALUES (?, ?)", (now, _dumps({"at": now, **record})))
-            conn.execute(
-                "DELETE FROM push_journal WHERE id <= (SELECT id FROM push_journal ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (max(keep, 0),),
-            )
+            self._trim_journal(conn, keep)
 
         await self._write(append)
+
+    @staticmethod
+    def _trim_journal(conn: sqlite3.Connection, keep: int) -> None:
+        # Ids are handed out in order and only the oldest rows are ever deleted, so the newest
+        # `keep` are exactly the ids above max - keep: a range delete on the rowid, instead of
+        # walking `keep` rows (ORDER BY ... OFFSET) on every push.
+        conn.execute(
+            "DELETE FROM push_journal WHERE id <= (SELECT MAX(id) FROM push_journal) - ?", (max(keep, 0),)
+        )
 
     async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
         rows = await self._read(lambda conn: conn.execute(
