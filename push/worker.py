@@ -11,6 +11,12 @@ token is forgotten; retry → due again after backoff (at least the server's Ret
 dead-lettered after `max_attempts`; failed → dead-lettered at once; auth_error → the
 channel pauses for `auth_cooldown` seconds and its entries stay queued (their leases run out
 and they are claimed again), because a refused credential fails every push the same way.
+
+Store trips: a claimed batch costs one `push_targets` read (tokens and pushed tags) and one
+`complete_pushes` commit (tags marked, entries acked, journal appended) for all its successes
+and dedupe skips; only the rare outcomes above are written entry by entry. `run_forever`
+claims the next batch while earlier ones are still sending, so one slow push holds back only
+the acknowledgement of its own batch, not the work behind it.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from push.backoff import backoff_delay
 from push.results import PushResult, token_hint
-from store.port import OutboxEntry, Store
+from store.port import DeliveredPush, OutboxEntry, PushKey, Store
 
 log = logging.getLogger("wallet.push")
 
@@ -46,8 +53,27 @@ class FcmLike(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass
+class _Batch:
+    """One claimed batch: what was read for it up front, and what it commits in one go at the end."""
+
+    now: float
+    targets: dict[PushKey, tuple[str | None, int]]
+    done: list[DeliveredPush] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    delivered: int = 0
+    skipped: int = 0
+
+
+def _pass_key(payload: dict[str, Any]) -> PushKey | None:
+    key = (payload.get("device_id"), payload.get("pass_type_id"), payload.get("serial"))
+    # A malformed payload fails on its own in _pass_update instead of failing the batch read.
+    return key if all(isinstance(part, str) for part in key) else None  # type: ignore[return-value]
+
+
 class Worker:
-    """`await run_once()` delivers one claimed batch; `await run_forever(stop)` keeps polling."""
+    """`await run_once()` delivers one claimed batch; `await run_forever(stop)` keeps polling,
+    with up to `concurrency` claimed entries sending at a time."""
 
     def __init__(
         self,
@@ -84,7 +110,11 @@ class Worker:
         self.wakeup = wakeup
         self.clock = clock
         self.rng = rng or random.Random()
+        self.concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
+        # Claimed entries whose send is not over yet, and a signal when that number drops.
+        self._unsent = 0
+        self._room = asyncio.Event()
         # channel ("apns:<pass type>", "fcm", "apns_alert") → paused until (clock seconds)
         self.paused: dict[str, float] = {}
         self.counters: dict[str, int] = {
@@ -98,36 +128,66 @@ class Worker:
         now = self.clock() if now is None else now
         entries = await self.store.claim_outbox(self.consumer, self.batch, self.lease_seconds, now)
         if entries:
-            await asyncio.gather(*(self._guarded(entry, now) for entry in entries))
+            self._unsent += len(entries)
+            await self._run_batch(entries, now)
         return len(entries)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            if self.wakeup is not None:
-                self.wakeup.clear()
-            try:
-                claimed = await self.run_once()
-                failures = 0
-            except Exception as exc:  # the store being down must not kill the worker
-                failures += 1
-                log.error("push worker: batch failed (%s); retrying", type(exc).__name__)
-                claimed = 0
-                await self._idle(stop, backoff_delay(failures, self.idle_sleep, 30.0, self.rng))
-                continue
-            if claimed < self.batch:
-                await self._idle(stop, self.idle_sleep)
+        """Claim whenever there is room, without waiting for earlier batches to finish.
 
-    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
-        """Sleep up to `seconds`; wake early on stop or when new work is announced."""
+        At most `concurrency` claimed entries are unsent at any time, so every claimed entry
+        starts sending at once instead of queueing on the semaphore while its lease runs down.
+        On stop, batches already claimed are finished before returning.
+        """
+        # Each claim is a store write: wait until half a batch fits rather than claim a few at a time.
+        min_claim = max(1, min(self.batch, self.concurrency) // 2)
+        in_flight: set[asyncio.Task[None]] = set()
+        failures = 0
+        try:
+            while not stop.is_set():
+                room = self.concurrency - self._unsent
+                if room < min_claim:
+                    self._room.clear()
+                    await self._wait(stop, self._room)
+                    continue
+                if self.wakeup is not None:
+                    self.wakeup.clear()
+                limit, now = min(self.batch, room), self.clock()
+                try:
+                    entries = await self.store.claim_outbox(self.consumer, limit, self.lease_seconds, now)
+                    failures = 0
+                except Exception as exc:  # the store being down must not kill the worker
+                    failures += 1
+                    log.error("push worker: claim failed (%s); retrying", type(exc).__name__)
+                    await self._wait(stop, self.wakeup, backoff_delay(failures, self.idle_sleep, 30.0, self.rng))
+                    continue
+                if entries:
+                    self._unsent += len(entries)
+                    task = asyncio.create_task(self._run_batch(entries, now))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if len(entries) < limit:  # nothing more is due now
+                    await self._wait(stop, self.wakeup, self.idle_sleep)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    @staticmethod
+    async def _wait(stop: asyncio.Event, event: asyncio.Event | None, seconds: float | None = None) -> None:
+        """Sleep up to `seconds` (None: no limit); wake early on stop or when `event` is set."""
         waits = [asyncio.ensure_future(stop.wait())]
-        if self.wakeup is not None:
-            waits.append(asyncio.ensure_future(self.wakeup.wait()))
+        if event is not None:
+            waits.append(asyncio.ensure_future(event.wait()))
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()
+
+    def _sent(self, count: int = 1) -> None:
+        self._unsent -= count
+        if count:
+            self._room.set()
 
     async def close(self) -> None:
         senders: list[Any] = [*self.apns.values(), self.fcm, self.apns_alert]
@@ -137,26 +197,57 @@ class Worker:
                 seen.add(id(sender))
                 await sender.close()
 
+    # -- one batch ---------------------------------------------------------------------------
+    async def _run_batch(self, entries: list[OutboxEntry], now: float) -> None:
+        """Deliver claimed `entries` (already counted in `_unsent`) and commit their outcomes."""
+        unsent = len(entries)
+
+        def sent() -> None:
+            nonlocal unsent
+            unsent -= 1
+            self._sent()
+
+        try:
+            keys = [key for entry in entries if entry.kind == "apns_pass" and (key := _pass_key(entry.payload))]
+            batch = _Batch(now, await self.store.push_targets(keys) if keys else {})
+            await asyncio.gather(*(self._guarded(entry, batch, sent) for entry in entries))
+            await self._complete(batch)
+        except Exception as exc:
+            # The store failed the batch read or commit: the entries stay leased and come back
+            # when the lease runs out (pushes already sent are deduped only if marked).
+            log.error("push worker: batch of %d failed: %s", len(entries), type(exc).__name__)
+        finally:
+            self._sent(unsent)
+
+    async def _complete(self, batch: _Batch) -> None:
+        if batch.done or batch.journal:
+            await self.store.complete_pushes(self.consumer, batch.done, batch.journal, batch.now, JOURNAL_KEEP)
+        self.counters["delivered"] += batch.delivered
+        self.counters["skipped"] += batch.skipped
+
     # -- one entry ---------------------------------------------------------------------------
-    async def _guarded(self, entry: OutboxEntry, now: float) -> None:
+    async def _guarded(self, entry: OutboxEntry, batch: _Batch, sent: Callable[[], None]) -> None:
         async with self._limit:
             try:
-                await self._handle(entry, now)
+                await self._handle(entry, batch)
             except Exception as exc:
                 # Unexpected (store hiccup, a bug): leave the entry leased; it comes back
                 # when the lease runs out. Never let one entry sink the batch.
                 log.error("push worker: entry %s failed: %s", entry.id, type(exc).__name__)
+            finally:
+                sent()
 
-    async def _handle(self, entry: OutboxEntry, now: float) -> None:
+    async def _handle(self, entry: OutboxEntry, batch: _Batch) -> None:
+        now = batch.now
         if entry.kind == "apns_pass":
-            await self._pass_update(entry, now)
+            await self._pass_update(entry, batch)
         elif entry.kind in ("fcm_alert", "apns_alert"):
             await self._alert(entry, now)
         else:
             await self._dead(entry, f"unknown kind {entry.kind!r}", now)
 
-    async def _pass_update(self, entry: OutboxEntry, now: float) -> None:
-        p = entry.payload
+    async def _pass_update(self, entry: OutboxEntry, batch: _Batch) -> None:
+        now, p = batch.now, entry.payload
         device, pass_type, serial, tag = p["device_id"], p["pass_type_id"], p["serial"], p.get("tag")
         sender = self.apns.get(pass_type)
         if sender is None:
@@ -165,19 +256,23 @@ class Worker:
         channel = f"apns:{pass_type}"
         if self._is_paused(channel, now):
             return  # stays leased; claimed again after the lease, without using an attempt
-        registration = await self.store.get_registration(device, pass_type, serial)
-        if registration is None:
+        key = (device, pass_type, serial)
+        token, last_tag = batch.targets.get(key, (None, 0))
+        if token is None:
             await self._skip(entry)  # the device unregistered meanwhile
             return
-        if tag is not None and await self.store.last_pushed_tag(device, pass_type, serial) >= tag:
-            await self._skip(entry)  # already pushed this (or a newer) change to this device
+        if tag is not None and last_tag >= tag:
+            # Already pushed this (or a newer) change to this device: acked with the batch.
+            batch.done.append((entry.id, *key, tag))
+            batch.skipped += 1
             return
-        token = registration.push_token
         result = await sender.send_pass_update(token)
         if result.status == "ok":
-            if tag is not None:
-                await self.store.mark_pushed(device, pass_type, serial, tag)
-            await self._delivered(entry, sender, {"serial": serial, "tag": tag}, now)
+            batch.done.append((entry.id, *key, tag if tag is not None else 0))
+            batch.delivered += 1
+            # A dry-run sender journals the push itself; journal real deliveries here.
+            if not getattr(sender, "records_pushes", False):
+                batch.journal.append(self._record(entry, "ok", {"serial": serial, "tag": tag}))
         elif result.status == "invalid_token":
             # Only if the device has not re-registered (possibly with a new token) since APNs
             # saw the token die.
@@ -188,6 +283,7 @@ class Worker:
             await self._not_delivered(entry, channel, result, now)
 
     async def _alert(self, entry: OutboxEntry, now: float) -> None:
+        # Companion-app alerts are rare next to pass updates: acknowledged one by one.
         p = entry.payload
         token = p["token"]
         title, body, data = p.get("title", ""), p.get("body", ""), dict(p.get("data") or {})
@@ -219,7 +315,6 @@ class Worker:
     async def _delivered(self, entry: OutboxEntry, sender: Any, extra: dict[str, Any], now: float) -> None:
         await self.store.ack_outbox(self.consumer, [entry.id])
         self.counters["delivered"] += 1
-        # A dry-run sender journals the push itself; journal real deliveries here.
         if not getattr(sender, "records_pushes", False):
             await self._journal(entry, "ok", extra, now)
 
@@ -257,11 +352,15 @@ class Worker:
         await self._journal(entry, "dead", {"error": error}, now)
 
     async def _journal(self, entry: OutboxEntry, outcome: str, extra: dict[str, Any], now: float) -> None:
+        await self.store.record_push(self._record(entry, outcome, extra), now, JOURNAL_KEEP)
+
+    @staticmethod
+    def _record(entry: OutboxEntry, outcome: str, extra: dict[str, Any]) -> dict[str, Any]:
         record = {"kind": entry.kind, "entry": entry.id, "outcome": outcome, **extra}
         if entry.kind == "apns_pass":
             record["pass_type_id"] = entry.payload.get("pass_type_id")
             record["device_id"] = entry.payload.get("device_id")
-        await self.store.record_push(record, now, JOURNAL_KEEP)
+        return record
 
     # -- auth pauses -------------------------------------------------------------------------
     def _is_paused(self, channel: str, now: float) -> bool:

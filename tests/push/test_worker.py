@@ -294,3 +294,100 @@ async def test_run_forever_wakes_up_on_new_work_and_stops(
     assert worker.counters["delivered"] == 1
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+class CountingStore:
+    """The real store, with every awaited method call counted (and complete_pushes' arguments kept)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls: dict[str, int] = {}
+        self.completed: list[list[tuple[str, str, str, str, int]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if name == "complete_pushes":
+                self.completed.append(list(args[1]))
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_batch_commits_its_successes_and_skips_in_one_store_call(
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    ok_tokens, invalid, throttled, pushed_before = ["d4" * 32, "e5" * 32, "f6" * 32], "a7" * 32, "b8" * 32, "c9" * 32
+    card = await issue_card(store)
+    devices = {}
+    for i, token in enumerate([*ok_tokens, invalid, throttled, pushed_before]):
+        devices[token] = f"device-{i}"
+        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
+    await change(store, card, 1)
+    tag = (await store.get_card(card.number)).tag
+    await store.mark_pushed(devices[pushed_before], PASS_TYPE_ID, card.serial, tag)  # a redelivery: skipped
+    apns_fake.program(invalid, ApnsReply(410, "Unregistered", timestamp_ms=int((NOW + 5) * 1000)))
+    apns_fake.program(throttled, ApnsReply(429, "TooManyRequests"))
+    counting = CountingStore(store)
+    worker = make_worker(counting, apns_sender)  # type: ignore[arg-type]
+
+    assert await worker.run_once(NOW + 10) == 6
+
+    assert sorted(r.token for r in apns_fake.requests) == sorted([*ok_tokens, invalid, throttled])
+    assert counting.calls["push_targets"] == 1
+    assert counting.calls["complete_pushes"] == 1
+    [completed] = counting.completed
+    assert sorted((device, tag_) for _, device, _, _, tag_ in completed) == sorted(
+        (devices[t], tag) for t in [*ok_tokens, pushed_before]
+    )
+    # the rare outcomes keep their own writes; the common ones make no per-entry trips
+    assert counting.calls["ack_outbox"] == 1 and counting.calls["retry_outbox"] == 1
+    assert counting.calls["remove_registration_if_stale"] == 1
+    for per_entry in ("get_registration", "last_pushed_tag", "mark_pushed"):
+        assert per_entry not in counting.calls
+    assert counting.calls.get("record_push", 0) == 1  # the invalid token's journal record
+
+    assert worker.counters["delivered"] == 3 and worker.counters["skipped"] == 1
+    assert worker.counters["invalid"] == 1 and worker.counters["retried"] == 1
+    assert await store.outbox_size() == 1  # the throttled one, due again later
+    for token in ok_tokens:
+        assert await store.last_pushed_tag(devices[token], PASS_TYPE_ID, card.serial) == tag
+    assert await store.last_pushed_tag(devices[throttled], PASS_TYPE_ID, card.serial) == 0
+    assert await store.get_registration(devices[invalid], PASS_TYPE_ID, card.serial) is None
+    journal = await store.list_pushes(10)
+    assert sorted(p["outcome"] for p in journal) == ["invalid_token", "ok", "ok", "ok"]
+    assert {p["device_id"] for p in journal if p["outcome"] == "ok"} == {devices[t] for t in ok_tokens}
+
+
+async def test_run_forever_keeps_claiming_while_one_push_is_slow(
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    slow, delay = "0a" * 32, 1.5
+    tokens = [slow] + [f"{i:02x}" * 32 for i in range(0x10, 0x1a)]
+    card = await issue_card(store)
+    for i, token in enumerate(tokens):  # enqueued in order: the slow push is in the first batch
+        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
+        await store.enqueue("apns_pass", {"device_id": f"device-{i}", "pass_type_id": PASS_TYPE_ID,
+                                          "serial": card.serial, "tag": 1}, NOW)
+    apns_fake.program(slow, ApnsReply(200, delay=delay))
+    stop = asyncio.Event()
+    worker = make_worker(store, apns_sender, batch=2, concurrency=4, idle_sleep=0.05)
+    started = time.monotonic()
+    task = asyncio.create_task(worker.run_forever(stop))
+    try:
+        # Everything outside the slow push's batch (of 2) is delivered while it is still pending.
+        while worker.counters["delivered"] < len(tokens) - 2 and time.monotonic() - started < delay:
+            await asyncio.sleep(0.01)
+        assert worker.counters["delivered"] == len(tokens) - 2
+        assert time.monotonic() - started < delay
+        assert {r.token for r in apns_fake.requests} == set(tokens)
+
+        while worker.counters["delivered"] < len(tokens) and time.monotonic() - started < delay + 5:
+            await asyncio.sleep(0.01)
+        assert worker.counters["delivered"] == len(tokens)
+        assert await store.outbox_size() == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
