@@ -50,6 +50,9 @@ _MARK_PUSHED = """
     ON CONFLICT DO UPDATE SET tag = MAX(tag, excluded.tag)
 """
 
+# Keys per push_targets statement: 3 parameters each, under SQLite's historic limit of 999.
+_TARGETS_CHUNK = 300
+
 _OUTBOX_UPSERT = """
     INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)
     VALUES ('apns_pass', ?, ?, ?, 0, ?)
@@ -57,8 +60,8 @@ _OUTBOX_UPSERT = """
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# Built once: json.dumps with options constructs an encoder per call, a cost on every push.
+_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _card_from_row(data: str) -> Card:
@@ -493,19 +496,32 @@ class SqliteStore(Store):
 
     # -- batched push bookkeeping --------------------------------------------------------------
     async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
-        if not keys:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
             return {}
-        # One statement, so token and tag come from one snapshot (autocommit read).
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT k.d, k.p, k.s, r.push_token, t.tag FROM"
-            " (SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS p,"
-            "         json_extract(value, '$[2]') AS s FROM json_each(?)) AS k"
-            " LEFT JOIN registrations r ON r.device_id = k.d AND r.pass_type_id = k.p AND r.serial = k.s"
-            " LEFT JOIN pushed_tags t ON t.device_id = k.d AND t.pass_type_id = k.p AND t.serial = k.s",
-            (_dumps([list(key) for key in set(keys)]),),
-        ).fetchall())
-        found = {(d, p, s): (token, tag or 0) for d, p, s, token, tag in rows}
-        return {key: found.get(key, (None, 0)) for key in keys}
+        found = await self._read(self._push_targets, unique)
+        return {key: found.get(key, (None, 0)) for key in unique}
+
+    @staticmethod
+    def _push_targets(conn: sqlite3.Connection, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+        # Keys as bound VALUES rows: about twice as fast as decoding a JSON list in SQL. A read
+        # transaction around the chunks keeps tokens and tags from one snapshot.
+        found: dict[PushKey, tuple[str | None, int]] = {}
+        conn.execute("BEGIN")
+        try:
+            for start in range(0, len(keys), _TARGETS_CHUNK):
+                chunk = keys[start:start + _TARGETS_CHUNK]
+                rows = conn.execute(
+                    f"WITH k(d, p, s) AS (VALUES {','.join(['(?, ?, ?)'] * len(chunk))})"
+                    " SELECT k.d, k.p, k.s, r.push_token, t.tag FROM k"
+                    " LEFT JOIN registrations r ON r.device_id = k.d AND r.pass_type_id = k.p AND r.serial = k.s"
+                    " LEFT JOIN pushed_tags t ON t.device_id = k.d AND t.pass_type_id = k.p AND t.serial = k.s",
+                    [part for key in chunk for part in key],
+                ).fetchall()
+                found.update(((d, p, s), (token, tag or 0)) for d, p, s, token, tag in rows)
+        finally:
+            conn.execute("COMMIT")
+        return found
 
     async def complete_pushes(
         self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
