@@ -22,9 +22,11 @@ the acknowledgement of its own batch, not the work behind it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,6 +65,11 @@ class _Batch:
     journal: list[dict[str, Any]] = field(default_factory=list)
     delivered: int = 0
     skipped: int = 0
+    # Entries of the batch whose send is not over yet; run_forever's lanes call `sent` per
+    # entry and the last one resolves `all_sent`.
+    unsent: int = 0
+    all_sent: asyncio.Future[None] | None = None
+    sent: Callable[[], None] = lambda: None
 
 
 def _pass_key(payload: dict[str, Any]) -> PushKey | None:
@@ -117,6 +124,7 @@ class Worker:
         self._room = asyncio.Event()
         # channel ("apns:<pass type>", "fcm", "apns_alert") → paused until (clock seconds)
         self.paused: dict[str, float] = {}
+        self._channels: dict[str, str] = {}  # pass type → its channel name, built once
         self.counters: dict[str, int] = {
             "delivered": 0, "retried": 0, "dead": 0, "invalid": 0, "auth_errors": 0,
             "failed": 0, "skipped": 0,
@@ -136,41 +144,88 @@ class Worker:
         """Claim whenever there is room, without waiting for earlier batches to finish.
 
         At most `concurrency` claimed entries are unsent at any time, so every claimed entry
-        starts sending at once instead of queueing on the semaphore while its lease runs down.
+        starts sending at once instead of queueing while its lease runs down: `concurrency`
+        long-lived sender lanes take claimed entries as they come (no task per entry).
         On stop, batches already claimed are finished before returning.
         """
         # Each claim is a store write: wait until half a batch fits rather than claim a few at a time.
         min_claim = max(1, min(self.batch, self.concurrency) // 2)
         in_flight: set[asyncio.Task[None]] = set()
+        # Claimed entries no lane has taken yet, and the lanes waiting for one (each on a future
+        # that is handed the next entry directly): cheaper than an asyncio.Queue per entry.
+        backlog: deque[tuple[OutboxEntry, _Batch]] = deque()
+        idle: deque[asyncio.Future[tuple[OutboxEntry, _Batch]]] = deque()
+
+        def feed(item: tuple[OutboxEntry, _Batch]) -> None:
+            while idle:
+                waiter = idle.popleft()
+                if not waiter.done():  # a lane cancelled while waiting leaves a done future
+                    waiter.set_result(item)
+                    return
+            backlog.append(item)
+
+        lanes = [asyncio.create_task(self._lane(backlog, idle)) for _ in range(max(1, self.concurrency))]
         failures = 0
         try:
-            while not stop.is_set():
-                room = self.concurrency - self._unsent
-                if room < min_claim:
-                    self._room.clear()
-                    await self._wait(stop, self._room)
-                    continue
-                if self.wakeup is not None:
-                    self.wakeup.clear()
-                limit, now = min(self.batch, room), self.clock()
-                try:
-                    entries = await self.store.claim_outbox(self.consumer, limit, self.lease_seconds, now)
-                    failures = 0
-                except Exception as exc:  # the store being down must not kill the worker
-                    failures += 1
-                    log.error("push worker: claim failed (%s); retrying", type(exc).__name__)
-                    await self._wait(stop, self.wakeup, backoff_delay(failures, self.idle_sleep, 30.0, self.rng))
-                    continue
-                if entries:
-                    self._unsent += len(entries)
-                    task = asyncio.create_task(self._run_batch(entries, now))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                if len(entries) < limit:  # nothing more is due now
-                    await self._wait(stop, self.wakeup, self.idle_sleep)
+            try:
+                while not stop.is_set():
+                    room = self.concurrency - self._unsent
+                    if room < min_claim:
+                        self._room.clear()
+                        await self._wait(stop, self._room)
+                        continue
+                    if self.wakeup is not None:
+                        self.wakeup.clear()
+                    limit, now = min(self.batch, room), self.clock()
+                    try:
+                        entries = await self.store.claim_outbox(self.consumer, limit, self.lease_seconds, now)
+                        failures = 0
+                    except Exception as exc:  # the store being down must not kill the worker
+                        failures += 1
+                        log.error("push worker: claim failed (%s); retrying", type(exc).__name__)
+                        await self._wait(stop, self.wakeup, backoff_delay(failures, self.idle_sleep, 30.0, self.rng))
+                        continue
+                    if entries:
+                        self._unsent += len(entries)
+                        task = asyncio.create_task(self._run_batch(entries, now, feed))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    if len(entries) < limit:  # nothing more is due now
+                        await self._wait(stop, self.wakeup, self.idle_sleep)
+            finally:
+                if in_flight:
+                    await asyncio.gather(*in_flight, return_exceptions=True)
         finally:
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            for lane in lanes:
+                lane.cancel()
+            # Only when cancelled while finishing: a batch left without lanes would wait forever
+            # (its entries stay leased and come back after the lease, as after a crash).
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*lanes, *in_flight, return_exceptions=True)
+
+    async def _lane(
+        self, backlog: deque[tuple[OutboxEntry, _Batch]], idle: deque[asyncio.Future[tuple[OutboxEntry, _Batch]]]
+    ) -> None:
+        """One sender of run_forever: claimed entries one at a time, for as long as the loop runs."""
+        create_future = asyncio.get_running_loop().create_future
+        while True:
+            if backlog:
+                entry, batch = backlog.popleft()
+            else:
+                waiter = create_future()
+                idle.append(waiter)
+                entry, batch = await waiter
+            try:
+                if entry.kind == "apns_pass":
+                    await self._pass_update(entry, batch)
+                else:
+                    await self._handle(entry, batch)
+            except Exception as exc:
+                # As in _guarded: the entry stays leased and comes back when the lease runs out.
+                log.error("push worker: entry %s failed: %s", entry.id, type(exc).__name__)
+            finally:
+                batch.sent()
 
     @staticmethod
     async def _wait(stop: asyncio.Event, event: asyncio.Event | None, seconds: float | None = None) -> None:
@@ -198,26 +253,41 @@ class Worker:
                 await sender.close()
 
     # -- one batch ---------------------------------------------------------------------------
-    async def _run_batch(self, entries: list[OutboxEntry], now: float) -> None:
-        """Deliver claimed `entries` (already counted in `_unsent`) and commit their outcomes."""
-        unsent = len(entries)
-
-        def sent() -> None:
-            nonlocal unsent
-            unsent -= 1
-            self._sent()
-
+    async def _run_batch(
+        self, entries: list[OutboxEntry], now: float,
+        feed: Callable[[tuple[OutboxEntry, _Batch]], None] | None = None,
+    ) -> None:
+        """Deliver claimed `entries` (already counted in `_unsent`) and commit their outcomes:
+        each under the semaphore in a task of its own, or, with `feed`, by run_forever's lanes."""
+        batch = _Batch(now, {})
+        batch.unsent = len(entries)
         try:
             keys = [key for entry in entries if entry.kind == "apns_pass" and (key := _pass_key(entry.payload))]
-            batch = _Batch(now, await self.store.push_targets(keys) if keys else {})
-            await asyncio.gather(*(self._guarded(entry, batch, sent) for entry in entries))
+            if keys:
+                batch.targets = await self.store.push_targets(keys)
+            if feed is None:
+                await asyncio.gather(*(self._guarded(entry, batch) for entry in entries))
+            else:
+                batch.all_sent = asyncio.get_running_loop().create_future()
+                batch.sent = functools.partial(self._lane_sent, batch)
+                for entry in entries:
+                    feed((entry, batch))
+                await batch.all_sent
             await self._complete(batch)
         except Exception as exc:
             # The store failed the batch read or commit: the entries stay leased and come back
             # when the lease runs out (pushes already sent are deduped only if marked).
             log.error("push worker: batch of %d failed: %s", len(entries), type(exc).__name__)
         finally:
-            self._sent(unsent)
+            self._sent(batch.unsent)
+            batch.unsent = 0
+
+    def _lane_sent(self, batch: _Batch) -> None:
+        batch.unsent -= 1
+        self._unsent -= 1
+        self._room.set()
+        if not batch.unsent and batch.all_sent is not None and not batch.all_sent.done():
+            batch.all_sent.set_result(None)
 
     async def _complete(self, batch: _Batch) -> None:
         if batch.done or batch.journal:
@@ -226,7 +296,7 @@ class Worker:
         self.counters["skipped"] += batch.skipped
 
     # -- one entry ---------------------------------------------------------------------------
-    async def _guarded(self, entry: OutboxEntry, batch: _Batch, sent: Callable[[], None]) -> None:
+    async def _guarded(self, entry: OutboxEntry, batch: _Batch) -> None:
         async with self._limit:
             try:
                 await self._handle(entry, batch)
@@ -235,7 +305,8 @@ class Worker:
                 # when the lease runs out. Never let one entry sink the batch.
                 log.error("push worker: entry %s failed: %s", entry.id, type(exc).__name__)
             finally:
-                sent()
+                batch.unsent -= 1
+                self._sent()
 
     async def _handle(self, entry: OutboxEntry, batch: _Batch) -> None:
         now = batch.now
@@ -253,8 +324,8 @@ class Worker:
         if sender is None:
             await self._dead(entry, f"no APNs sender for pass type {pass_type}", now)
             return
-        channel = f"apns:{pass_type}"
-        if self._is_paused(channel, now):
+        channel = self._channels.get(pass_type) or self._channels.setdefault(pass_type, f"apns:{pass_type}")
+        if self.paused and self._is_paused(channel, now):
             return  # stays leased; claimed again after the lease, without using an attempt
         key = (device, pass_type, serial)
         token, last_tag = batch.targets.get(key, (None, 0))
@@ -272,7 +343,9 @@ class Worker:
             batch.delivered += 1
             # A dry-run sender journals the push itself; journal real deliveries here.
             if not getattr(sender, "records_pushes", False):
-                batch.journal.append(self._record(entry, "ok", {"serial": serial, "tag": tag}))
+                # What _record builds, spelled out: this runs once per delivered push.
+                batch.journal.append({"kind": "apns_pass", "entry": entry.id, "outcome": "ok", "serial": serial,
+                                      "tag": tag, "pass_type_id": pass_type, "device_id": device})
         elif result.status == "invalid_token":
             # Only if the device has not re-registered (possibly with a new token) since APNs
             # saw the token die.
