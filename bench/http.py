@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,11 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PASS_TYPE_ID = "pass.bench.wallet.loyalty"
-TEAM_ID = "BENCHTEAM1"
-ISSUER_KEY = "issuer-key-" + "b" * 24
-LEDGER_SECRET = "ledger-secret-" + "b" * 24
+from bench.process import (
+    ISSUER_KEY, LEDGER_SECRET, PASS_TYPE_ID, ROOT, TEAM_ID, core_busy_seconds, cpu_seconds, free_port,
+    service_env, start_service, stop, wait_healthy,
+)
+from bench.process import cores as split_cores
+
 LEDGER_TARGET = 2000.0  # events/s the ledger backend needs at peak (batches of 100, SQLite)
 
 CARDS = 400  # 4 ledger posters x 100 cards: every batch of 100 touches 100 distinct cards
@@ -51,60 +51,6 @@ CLIENT_TIMEOUT = 120.0
 
 
 # -- shared helpers ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a whole process (all threads) from /proc; 0.0 where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    # after the ")" closing comm, utime and stime are the 12th and 13th fields
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat), to see load from others."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    guest = sum(values[8:])  # guest time is already counted in user/nice
-    return (sum(values) - idle - guest) / os.sysconf("SC_CLK_TCK")
-
-
-def _cores() -> tuple[int, int] | None:
-    """(server core, client core), or None when there are not two cores to split."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    available = sorted(os.sched_getaffinity(0))
-    return (available[0], available[1]) if len(available) >= 2 else None
-
-
-def _service_env(certs: Path, db_path: Path, port: int) -> dict[str, str]:
-    """Same shape as tests/web/conftest.py's service_env (bench cannot import pytest fixtures)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update({
-        "WALLET_ENV": "dev",
-        "WALLET_CERTS_DIR": str(certs),
-        "WALLET_DATABASE_URL": f"sqlite:///{db_path}",
-        "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
-        "WALLET_TEAM_ID": TEAM_ID,
-        "WALLET_API_KEYS": f"issuer:{ISSUER_KEY}",
-        "WALLET_LEDGER_SECRET": LEDGER_SECRET,
-        "WALLET_PUSH_DRY_RUN": "1",
-        "WALLET_RUN_WORKER": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
 # -- load client (runs in its own process) -----------------------------------------------------
 @dataclass
 class IssuedCard:
@@ -140,7 +86,7 @@ async def _timed(name: str, unit: str, seconds: float, workers: int, one: Reques
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     done = 0
-    cpu0, server0, busy0 = time.process_time(), _cpu_seconds(server_pid), _machine_busy_seconds()
+    cpu0, server0, busy0 = time.process_time(), cpu_seconds(server_pid), sum(core_busy_seconds().values())
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -165,8 +111,8 @@ async def _timed(name: str, unit: str, seconds: float, workers: int, one: Reques
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0.0
 
-    server, client = _cpu_seconds(server_pid) - server0, time.process_time() - cpu0
-    other = max(0.0, _machine_busy_seconds() - busy0 - server - client)
+    server, client = cpu_seconds(server_pid) - server0, time.process_time() - cpu0
+    other = max(0.0, sum(core_busy_seconds().values()) - busy0 - server - client)
     return Phase(name, unit, done, len(latencies), elapsed, dict(statuses), pct(0.50), pct(0.99),
                  server / elapsed, client / elapsed, other / elapsed)
 
@@ -307,53 +253,6 @@ def _sign_rate(certs: Path, seconds: float) -> float:
 
 
 # -- orchestration -----------------------------------------------------------------------------
-class Server:
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env, self.port, self.log_path = env, port, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, core: int | None) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", "1", "--log-level", "warning", "--no-access-log"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        if core is not None:
-            # threads started later (SQLite, anyio pool) inherit the main thread's mask
-            os.sched_setaffinity(self.proc.pid, {core})
-
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 def _report(result: dict[str, Any], sign_rate: float, cores: tuple[int, int] | None) -> None:
     where = f"server on core {cores[0]}, client on core {cores[1]}" if cores else "unpinned (fewer than 2 cores)"
     per_card = result["devices"] / result["cards"] if result["cards"] else 0.0
@@ -385,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds = PHASE_SECONDS
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    cores = _cores()
-    port = _free_port()
-    server = Server(_service_env(tmp / "certs", tmp / "wallet.db", port), port, tmp / "server.log")
+    cores = split_cores()
+    port = free_port()
+    log = tmp / "server.log"
+    server = None
     try:
         ensure_dev_pki(tmp / "certs", PASS_TYPE_ID, TEAM_ID)
-        server.start(cores[0] if cores else None)
+        server = start_service(service_env(tmp / "certs", tmp / "wallet.db", port), port, log,
+                               cores[0] if cores else None)
         # The sign baseline runs on the client's core while the server boots on its own.
         mask = os.sched_getaffinity(0) if cores else None
         if cores:
@@ -400,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if mask:
                 os.sched_setaffinity(0, mask)  # other benches in this process get every core back
-        server.wait_healthy()
-        assert server.proc is not None
-        cmd = [sys.executable, "-m", "bench.http", "--client", server.base, "--server-pid", str(server.proc.pid),
+        wait_healthy(server, port, log)
+        cmd = [sys.executable, "-m", "bench.http", "--client", f"http://127.0.0.1:{port}", "--server-pid", str(server.pid),
                "--seconds", str(seconds), "--cards", str(CARDS)]
         if cores:
             cmd += ["--core", str(cores[1])]
@@ -414,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"bench http: {exc}")
     finally:
-        server.stop()
+        stop(server)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

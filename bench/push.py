@@ -36,7 +36,6 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,11 @@ from typing import Any
 
 import httpx
 
+from bench.process import (
+    LEDGER_SECRET, PASS_TYPE_ID, ROOT, TEAM_ID, core_busy_seconds, cpu_seconds, free_port, pin, pin_self,
+    service_env, start_service, stop, wait_healthy,
+)
+from bench.process import cores as split_cores
 from config.settings import Settings
 from ledger.decide import LedgerEvent
 from ledger.signature import sign
@@ -61,11 +65,6 @@ from store.factory import open_store
 from store.port import Store
 from tests.web.apns_thread import ThreadedApns
 
-ROOT = Path(__file__).resolve().parents[1]
-PASS_TYPE_ID = "pass.bench.wallet.loyalty"
-TEAM_ID = "BENCHTEAM1"
-ISSUER_KEY = "issuer-key-" + "p" * 24
-LEDGER_SECRET = "ledger-secret-" + "p" * 24
 PROGRAM, CARD_PREFIX, TIER = "coffee", "7790", "base"
 
 PUSHES = 5000
@@ -82,76 +81,6 @@ SUBPROCESS_START = 20.0  # seconds any child gets to come up
 
 
 # -- machine plumbing -------------------------------------------------------------------------
-def _cores() -> tuple[int, int] | None:
-    """(measured core, other core), or None when there are not two cores to split."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    available = sorted(os.sched_getaffinity(0))
-    return (available[0], available[1]) if len(available) >= 2 else None
-
-
-def _pin_self(core: int | None) -> None:
-    """Every thread of this process: sched_setaffinity(0) would move the calling thread only."""
-    if core is None:
-        return
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(tid), {core})
-        except OSError:
-            pass  # a thread that just ended
-
-
-def _pin(pid: int, core: int | None) -> None:
-    if core is not None:
-        try:
-            os.sched_setaffinity(pid, {core})
-        except OSError:
-            pass
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a whole process from /proc (0.0 where unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _core_busy_seconds() -> dict[int, float]:
-    """CPU seconds each core spent busy since boot (/proc/stat): with our own processes'
-    CPU subtracted, what other processes took from the cores we pinned to."""
-    busy: dict[int, float] = {}
-    try:
-        lines = Path("/proc/stat").read_text().splitlines()
-    except OSError:
-        return busy
-    for line in lines:
-        name, *fields = line.split()
-        if name.startswith("cpu") and name[3:].isdigit():
-            values = [int(v) for v in fields]
-            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-            busy[int(name[3:])] = (sum(values) - idle - sum(values[8:])) / os.sysconf("SC_CLK_TCK")
-    return busy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen[Any] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 @dataclass(frozen=True)
 class Pki:
     certs: Path
@@ -178,18 +107,18 @@ class FakeApnsProcess:
              "--key", str(pki.server_key), "--ca", str(pki.ca)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
-        _pin(self.proc.pid, core)
+        pin(self.proc.pid, core)
         assert self.proc.stdout is not None
         # The port is the first line; select() keeps a child that never prints from hanging us.
         ready, _, _ = select.select([self.proc.stdout], [], [], SUBPROCESS_START)
         line = self.proc.stdout.readline() if ready else ""
         if not line.strip().isdigit():
-            _stop(self.proc)
+            stop(self.proc)
             raise RuntimeError(f"fake APNs did not start (got {line!r})")
         self.url = f"https://127.0.0.1:{int(line)}"
 
     def cpu(self) -> float:
-        return _cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> dict[str, int]:
         if self.proc.poll() is None:
@@ -305,11 +234,11 @@ def _phase(label: str, pki: Pki, cores: tuple[int, int] | None, n: int, run: Any
     fake = FakeApnsProcess(pki, cores[1] if cores else None)
     summary: dict[str, int] = {}
     try:
-        fake_cpu0, mine0, busy0, wall0 = fake.cpu(), time.process_time(), _core_busy_seconds(), time.perf_counter()
+        fake_cpu0, mine0, busy0, wall0 = fake.cpu(), time.process_time(), core_busy_seconds(), time.perf_counter()
         rate: Rate = asyncio.run(run(fake.url))
         wall = time.perf_counter() - wall0
         fake_cpu, mine = fake.cpu() - fake_cpu0, time.process_time() - mine0
-        busy1 = _core_busy_seconds()
+        busy1 = core_busy_seconds()
     finally:
         summary = fake.stop()
     others = 0.0
@@ -327,7 +256,7 @@ def _phase(label: str, pki: Pki, cores: tuple[int, int] | None, n: int, run: Any
 
 
 def _throughput(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
-    _pin_self(cores[0] if cores else None)
+    pin_self(cores[0] if cores else None)
     print(f"1. pushes/s, {PUSHES} pass updates to distinct tokens, {IN_FLIGHT} in flight (this process on core "
           f"{cores[0] if cores else '-'}, fake APNs subprocess on core {cores[1] if cores else '-'}); "
           f"{ROUNDS} rounds, best of each side counts")
@@ -364,48 +293,6 @@ class Sent:
     token: str
     started: float  # time.time() just before the post
     answered: float  # time.time() when the 202 arrived
-
-
-def _service_env(pki: Pki, db: Path, port: int, apns_url: str) -> dict[str, str]:
-    """Same shape as tests/web/conftest.py service_env, with the real APNs sender on."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update({
-        "WALLET_ENV": "dev",
-        "WALLET_CERTS_DIR": str(pki.certs),
-        "WALLET_DATABASE_URL": f"sqlite:///{db}",
-        "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
-        "WALLET_TEAM_ID": TEAM_ID,
-        "WALLET_API_KEYS": f"issuer:{ISSUER_KEY}",
-        "WALLET_LEDGER_SECRET": LEDGER_SECRET,
-        "WALLET_PUSH_DRY_RUN": "0",
-        "WALLET_APNS_ENDPOINT": apns_url,
-        "WALLET_APNS_CA_FILE": str(pki.ca),
-        "WALLET_RUN_WORKER": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def _start_service(env: dict[str, str], port: int, log: Path, core: int | None) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    _pin(proc.pid, core)
-    deadline = time.monotonic() + SUBPROCESS_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    _stop(proc)
-    raise RuntimeError(f"service did not start: {log.read_text()[-2000:]}")
 
 
 async def _seed_db(db: Path, n: int) -> list[tuple[str, str]]:
@@ -483,11 +370,14 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     fake = ThreadedApns(pki.certs)
     proc: subprocess.Popen[bytes] | None = None
     try:
-        _pin_self(my_core)  # after the fake's thread exists, so it moves too
-        port = _free_port()
+        pin_self(my_core)  # after the fake's thread exists, so it moves too
+        port = free_port()
         log = tmp / "service.log"
-        proc = _start_service(_service_env(pki, db, port, fake.url), port, log, service_core)
-        cpu0 = _cpu_seconds(proc.pid)
+        env = service_env(pki.certs, db, port, WALLET_PUSH_DRY_RUN="0", WALLET_APNS_ENDPOINT=fake.url,
+                          WALLET_APNS_CA_FILE=str(pki.ca))
+        proc = start_service(env, port, log, service_core)
+        wait_healthy(proc, port, log, SUBPROCESS_START)
+        cpu0 = cpu_seconds(proc.pid)
         wall0 = time.perf_counter()
         sent, problems = asyncio.run(_steady_posts(f"http://127.0.0.1:{port}", cards))
         # Let the tail drain: every accepted event should reach APNs once.
@@ -495,10 +385,10 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline and fake.run(lambda: len(fake.server.requests)) < expected:
             time.sleep(0.05)
-        service_share = (_cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - wall0)
+        service_share = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - wall0)
         received = fake.requests()
     finally:
-        _stop(proc)
+        stop(proc)
         fake.close()
 
     arrivals: dict[str, list[float]] = defaultdict(list)
@@ -534,7 +424,7 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
 
 
 def main() -> int:
-    cores = _cores()
+    cores = split_cores()
     if cores is None:
         print("  note: fewer than two cores; nothing is pinned, numbers include contention")
     original = os.sched_getaffinity(0) if cores else None

@@ -1,0 +1,141 @@
+"""Process plumbing the benchmarks share: cores and pinning, CPU accounting from /proc, and
+starting the real service as a uvicorn subprocess (as tests/web/conftest.py does for tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PASS_TYPE_ID = "pass.bench.wallet.loyalty"
+TEAM_ID = "BENCHTEAM1"
+ISSUER_KEY = "issuer-key-" + "b" * 24
+LEDGER_SECRET = "ledger-secret-" + "b" * 24
+
+
+def cores() -> tuple[int, int] | None:
+    """(measured core, other core), or None when there are not two cores to split."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    available = sorted(os.sched_getaffinity(0))
+    return (available[0], available[1]) if len(available) >= 2 else None
+
+
+def pin(pid: int, core: int | None) -> None:
+    """Pin a process; threads it starts later inherit the mask."""
+    if core is not None:
+        try:
+            os.sched_setaffinity(pid, {core})
+        except OSError:
+            pass
+
+
+def pin_self(core: int | None) -> None:
+    """Every thread of this process: sched_setaffinity(0) would move the calling thread only."""
+    if core is None:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {core})
+        except OSError:
+            pass  # a thread that just ended
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a whole process (all threads) from /proc; 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # after the ")" closing comm, utime and stime are the 12th and 13th fields
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def core_busy_seconds() -> dict[int, float]:
+    """CPU seconds each core spent busy since boot (/proc/stat): with our own processes'
+    CPU subtracted, what other processes took from the cores we measure on."""
+    busy: dict[int, float] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return busy
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            values = [int(v) for v in fields]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+            guest = sum(values[8:])  # guest time is already counted in user/nice
+            busy[int(name[3:])] = (sum(values) - idle - guest) / os.sysconf("SC_CLK_TCK")
+    return busy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def service_env(certs: Path, db: Path, port: int, **extra: str) -> dict[str, str]:
+    """The service's environment for a bench run: dev, SQLite, in-process worker, dry run
+    unless `extra` says otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
+    env.update({
+        "WALLET_ENV": "dev",
+        "WALLET_CERTS_DIR": str(certs),
+        "WALLET_DATABASE_URL": f"sqlite:///{db}",
+        "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
+        "WALLET_TEAM_ID": TEAM_ID,
+        "WALLET_API_KEYS": f"issuer:{ISSUER_KEY}",
+        "WALLET_LEDGER_SECRET": LEDGER_SECRET,
+        "WALLET_PUSH_DRY_RUN": "1",
+        "WALLET_RUN_WORKER": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def start_service(env: dict[str, str], port: int, log: Path, core: int | None) -> subprocess.Popen[bytes]:
+    """uvicorn with one worker process, pinned to `core`; not yet waited for (see wait_healthy)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    pin(proc.pid, core)
+    return proc
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError(f"service did not start:\n{log.read_text()[-3000:]}")
