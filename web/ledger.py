@@ -19,17 +19,13 @@ from web.services import Services
 log = logging.getLogger("wallet.ledger")
 
 
-def _tiers_by_program(services: Services) -> dict[str, frozenset[str]]:
-    return {name: frozenset(t.tier_keys) for name, t in services.templates.items()}
-
-
 async def _check_tiers_per_program(services: Services, events: list[LedgerEvent],
                                    invalid: list[dict[str, Any]]) -> list[LedgerEvent]:
     """Programs with different tier sets: a tier must belong to the card's own program.
     (Cards never change program, so reading them before the commit is safe.)"""
-    tiers = _tiers_by_program(services)
-    if len(set(tiers.values())) <= 1:
+    if not services.tiers_differ:
         return events
+    tiers = services.tier_keys
     kept: list[LedgerEvent] = []
     for event in events:
         if event.tier is not None:
@@ -56,12 +52,11 @@ async def post_events(request: Request) -> Response:
     if len(items) > MAX_EVENTS:
         raise ApiError(413, "too_many_events", f"at most {MAX_EVENTS} events per post")
 
-    all_tiers = frozenset().union(*_tiers_by_program(services).values())
     valid: list[LedgerEvent] = []
     invalid: list[dict[str, Any]] = []
     for item in items:
         try:
-            valid.append(parse_event(item, all_tiers))
+            valid.append(parse_event(item, services.all_tier_keys))
         except EventError as exc:
             invalid.append({"id": event_id(item), "error": str(exc)})
     valid = await _check_tiers_per_program(services, valid, invalid)

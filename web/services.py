@@ -25,5 +25,13 @@ class Services:
     # set whenever new outbox work is committed, so an in-process worker wakes at once
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     worker: Any = None
+    # program -> its tier keys; fixed for the process, read by every ledger post
+    tier_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tier_keys = {name: frozenset(t.tier_keys) for name, t in self.templates.items()}
+        self.all_tier_keys: frozenset[str] = frozenset().union(*self.tier_keys.values())
+        # with one shared tier set, a tier valid anywhere is valid for every card
+        self.tiers_differ = len(set(self.tier_keys.values())) > 1
     # monotonic time of the last certificate re-check (readyz re-reads the files now and then)
     certs_checked_at: float = 0.0
