@@ -244,8 +244,7 @@ class PassFactory:
             locations=locations,
         )
 
-    def render(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass:
-        """The signed .pkpass bytes of the card's current state (from cache when unchanged)."""
+    def _content(self, card: Card, locations: Sequence[Location]) -> tuple[_TemplatePack, bytes, str]:
         pack = self._packs.get(card.program)
         if pack is None:
             raise UnknownProgramError(f"no template for program {card.program!r}")
@@ -259,7 +258,18 @@ class PassFactory:
                 locations=locations,
             )
         )
-        digest = hashlib.sha256(pack.fingerprint + b"\0" + pass_json).hexdigest()
+        return pack, pass_json, hashlib.sha256(pack.fingerprint + b"\0" + pass_json).hexdigest()
+
+    def cached(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass | None:
+        """The pass if its signed bytes are cached, else None: cheap enough for an event loop,
+        so only a real signature needs a worker thread."""
+        pack, _, digest = self._content(card, locations)
+        parts = self.cache.get(digest)
+        return None if parts is None else RenderedPass(assemble_zip(pack, parts), digest)
+
+    def render(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass:
+        """The signed .pkpass bytes of the card's current state (from cache when unchanged)."""
+        pack, pass_json, digest = self._content(card, locations)
         parts = self.cache.get(digest)
         if parts is None:
             manifest = pack.manifest_prefix + hashlib.sha1(pass_json).hexdigest().encode() + b'"}'

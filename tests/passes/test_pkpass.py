@@ -145,3 +145,16 @@ def test_deflate_variants_round_trip() -> None:
         packed = fn(data)
         assert len(packed) < len(data) / 3
         assert zlib.decompress(packed, -15) == data
+
+
+
+def test_cached_answers_only_from_the_cache(factory, make_card) -> None:
+    """`cached` never signs: None before the first render, the same bytes after it."""
+    card = make_card(balance=4321)
+    before = factory.signer.signatures
+    assert factory.cached(card) is None
+    rendered = factory.render(card)
+    again = factory.cached(card)
+    assert again is not None and again.data == rendered.data
+    assert factory.cached(card.with_changes(balance=4322)) is None
+    assert factory.signer.signatures == before + 1
