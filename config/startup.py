@@ -4,10 +4,11 @@ whether the service may start (prod names every problem at once)."""
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from dataclasses import dataclass
 
 from config.dev_secrets import with_secrets
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings, load_settings
 from passes.certs import CertReport, check_certificates
 from passes.pki import ensure_dev_pki
 
@@ -43,10 +44,6 @@ def prepare(settings: Settings, now: _dt.datetime | None = None) -> Prepared:
 
 def prepare_or_exit() -> Prepared:
     """Settings from the environment, prepared; on any problem, each one on its own line and exit 1."""
-    import sys
-
-    from config.settings import load_settings
-
     try:
         return prepare(load_settings())
     except ConfigError as exc:
