@@ -6,7 +6,7 @@ the Pass Type ID certificate (Apple's documented way) or, optionally, a team .p8
 aioapns 4.0 derives host and port from `use_sandbox` alone (class attributes `APNS_SERVER` /
 `APNS_PORT` of the protocol class its pool instantiates). To reach another endpoint (a loopback
 fake in tests, a regional host), we hand the pool a protocol subclass with those two attributes
-replaced. The same subclass fixes two things aioapns leaves out; see `_protocol_class`.
+replaced. The same subclass fixes what aioapns leaves out; see `_protocol_class`.
 """
 
 from __future__ import annotations
@@ -70,12 +70,46 @@ def _protocol_class(host: str, port: int, failures: _TlsFailures) -> type[APNsPr
         APNS_SERVER = host
         APNS_PORT = port
 
+        def on_response_received(self, headers: dict[bytes, bytes]) -> None:
+            # A 200 resolves its future here. For a push we stopped waiting for (timeout) that
+            # future is cancelled; aioapns would call set_result on it, and the
+            # InvalidStateError would make asyncio drop the connection with every push on it.
+            if headers.get(b":status") == b"200" and self._abandoned(headers.get(b"apns-id", b"").decode()):
+                return
+            super().on_response_received(headers)
+
         def on_data_received(self, raw_data: bytes, stream_id: int) -> None:
-            super().on_data_received(raw_data, stream_id)
+            # An error body resolves its future here; the same guard as above.
+            notification_id = self.request_streams.get(stream_id)
+            if notification_id is not None and self._abandoned(notification_id):
+                self.request_statuses.pop(notification_id, None)
+            else:
+                super().on_data_received(raw_data, stream_id)
             # aioapns never hands flow-control credit back, so after 64 KiB of error bodies
             # (~1,300 410s) on one connection the server may not send another byte and every
             # later push on it hangs. APNs does not pad DATA frames, so len() is the full size.
             self.conn.acknowledge_received_data(len(raw_data), stream_id)
+
+        def on_stream_ended(self, stream_id: int) -> None:
+            # aioapns forgets a stream's request id only when an error body arrives, so a
+            # long-lived connection would keep one entry per successful push forever.
+            notification_id = self.request_streams.pop(stream_id, None)
+            if notification_id is not None:
+                status = self.request_statuses.pop(notification_id, None)
+                future = self.requests.pop(notification_id, None)
+                if status is not None and future is not None and not future.done():
+                    # An error status without the reason body Apple always sends: answer it
+                    # instead of leaving the push to time out.
+                    future.set_result(NotificationResult(notification_id, status))
+            super().on_stream_ended(stream_id)
+
+        def _abandoned(self, notification_id: str) -> bool:
+            """True (and forgotten) when nobody waits for this request's answer any more."""
+            future = self.requests.get(notification_id)
+            if future is None or not future.done():
+                return False
+            del self.requests[notification_id]
+            return True
 
         def connection_lost(self, exc: Exception | None) -> None:
             failures.note(exc)  # with TLS 1.3 a refused client cert surfaces only here

@@ -55,12 +55,14 @@ _JWT_MAX_AGE = 3600
 
 @dataclass(frozen=True)
 class ApnsReply:
-    """A programmed answer. ``timestamp_ms`` is sent with 410 (default: now)."""
+    """A programmed answer. ``timestamp_ms`` is sent with 410 (default: now). ``bodyless``
+    leaves out the JSON reason body Apple sends with every error (a misbehaving server)."""
 
     status: int = 200
     reason: str | None = None
     timestamp_ms: int | None = None
     delay: float = 0.0
+    bodyless: bool = False
 
 
 @dataclass(frozen=True)
@@ -372,7 +374,12 @@ class _ApnsProtocol(asyncio.Protocol):
     def __init__(self, server: FakeApnsServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.conn = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
+        # Inbound headers are validated (what the client under test sends must be valid
+        # HTTP/2); our own fixed response headers need no normalizing or validating.
+        self.conn = H2Connection(H2Configuration(
+            client_side=False, header_encoding="utf-8",
+            validate_outbound_headers=False, normalize_outbound_headers=False,
+        ))
         self.conn.local_settings = Settings(
             client=False,
             initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: server.max_concurrent_streams},
@@ -473,7 +480,7 @@ class _ApnsProtocol(asyncio.Protocol):
 
     def _respond(self, stream_id: int, apns_id: str, reply: ApnsReply) -> None:
         headers = [(":status", str(reply.status)), ("apns-id", apns_id)]
-        if reply.status == 200:
+        if reply.status == 200 or reply.bodyless:
             try:
                 self.conn.send_headers(stream_id, headers, end_stream=True)
             except (StreamClosedError, ProtocolError):

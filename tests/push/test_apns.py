@@ -233,3 +233,51 @@ async def test_a_push_the_server_never_answers_times_out_as_retry(
         assert (await sender.send_pass_update(OTHER)).ok  # the connection is still usable
     finally:
         await sender.close()
+
+
+async def test_a_long_lived_connection_keeps_nothing_per_finished_push(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    # aioapns itself keeps every successful push's stream id for as long as the connection lives.
+    sender = make_cert_sender(pki, apns_fake, max_connections=1)
+    tokens = [f"{i:064x}" for i in range(1500)]
+    for t in tokens[::10]:
+        apns_fake.program(t, ApnsReply(410, "Unregistered"))
+    try:
+        for start in range(0, len(tokens), 300):
+            results = await asyncio.gather(*(sender.send_pass_update(t) for t in tokens[start : start + 300]))
+            assert {r.status for r in results} == {"ok", "invalid_token"}
+        [connection] = sender._client.pool.connections  # type: ignore[union-attr]
+        assert connection.requests == {}
+        assert connection.request_streams == {}
+        assert connection.request_statuses == {}
+        assert len(connection.conn.streams) < 700  # closed h2 streams are still dropped
+    finally:
+        await sender.close()
+
+
+async def test_answers_after_the_timeout_leave_the_connection_working(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    late_ok, late_error = "0a" * 32, "0b" * 32
+    apns_fake.program(late_ok, ApnsReply(200, delay=0.4))
+    apns_fake.program(late_error, ApnsReply(410, "Unregistered", delay=0.4))
+    sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=0.2)
+    try:
+        assert await asyncio.gather(sender.send_pass_update(late_ok), sender.send_pass_update(late_error)) == [
+            PushResult("retry", "Timeout"), PushResult("retry", "Timeout")
+        ]
+        await asyncio.sleep(0.4)  # both answers arrive for requests nobody waits for any more
+        assert (await sender.send_pass_update(TOKEN)).ok
+    finally:
+        await sender.close()
+    assert apns_fake.connections_opened == 1
+
+
+async def test_an_error_status_without_a_reason_body_is_answered_at_once(
+    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    apns_fake.program(TOKEN, ApnsReply(503, bodyless=True))
+    started = asyncio.get_running_loop().time()
+    assert await apns_sender.send_pass_update(TOKEN) == PushResult("retry", None)
+    assert asyncio.get_running_loop().time() - started < apns_sender.timeout / 2
