@@ -6,11 +6,18 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import RequestReceived
+from h2.exceptions import TooManyStreamsError
+from h2.settings import SettingCodes, Settings
+from hpack import Decoder
 
-from push.apns import ApnsSender, map_apns_response
+from push.apns import ApnsSender, _ApnsHeaderEncoder, _h2_connection, map_apns_response
 from push.results import PushResult
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
@@ -281,3 +288,55 @@ async def test_an_error_status_without_a_reason_body_is_answered_at_once(
     started = asyncio.get_running_loop().time()
     assert await apns_sender.send_pass_update(TOKEN) == PushResult("retry", None)
     assert asyncio.get_running_loop().time() - started < apns_sender.timeout / 2
+
+
+async def test_request_headers_keep_per_push_values_out_of_the_hpack_table() -> None:
+    encoder, decoder = _ApnsHeaderEncoder(), Decoder()
+    for i in range(50):
+        headers = [
+            (b":method", b"POST"), (b":scheme", b"https"), (b":path", f"/3/device/{i:064x}".encode()),
+            (b"host", b"api.push.apple.com"), (b"apns-id", str(uuid.uuid4()).encode()),
+            (b"apns-topic", PASS_TYPE_ID.encode()), (b"authorization", b"bearer xyz"),
+        ]
+        block = encoder.encode(headers)
+        assert decoder.decode(block, raw=True) == headers
+    # Only the constant fields are indexed: after the first request each costs one byte.
+    assert {name for name, _ in encoder.header_table.dynamic_entries} == {b"host", b"apns-topic"}
+    assert len(block) < sum(len(v) for _, v in headers[2:5:2]) + len(b"bearer xyz") + 20
+
+
+def test_open_stream_count_is_exact_at_the_peer_limit_and_closed_streams_are_dropped() -> None:
+    limit = 50
+    client = _h2_connection()
+    server = H2Connection(H2Configuration(client_side=False))
+    server.local_settings = Settings(client=False, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: limit})
+    client.initiate_connection()
+    server.initiate_connection()
+
+    def exchange() -> None:
+        while True:
+            to_server, to_client = client.data_to_send(), server.data_to_send()
+            if not to_server and not to_client:
+                return
+            for event in server.receive_data(to_server):
+                if isinstance(event, RequestReceived):
+                    open_on_server.append(event.stream_id)
+            client.receive_data(to_client)
+
+    open_on_server: list[int] = []
+    exchange()
+    request = [(":method", "POST"), (":scheme", "https"), (":path", "/3/device/00"), (":authority", "x")]
+    next_id = 1
+    for round_ in range(200):
+        while len(open_on_server) < limit:  # fill up to the peer's limit...
+            client.send_headers(next_id, request, end_stream=True)
+            next_id += 2
+            exchange()
+        with pytest.raises(TooManyStreamsError):  # ...and not one stream more
+            client.send_headers(next_id, request, end_stream=True)
+        for stream_id in open_on_server[: 1 + round_ % limit]:  # answer some of them
+            server.send_headers(stream_id, [(":status", "200")], end_stream=True)
+        del open_on_server[: 1 + round_ % limit]
+        exchange()
+        assert len(client.streams) <= 2 * limit + 32
+    assert next_id > 20 * limit
