@@ -70,19 +70,21 @@ _dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_as
 _ORJSON_SAME = frozenset({str, int, type(None)})  # value types orjson writes exactly as _dumps does
 
 
-def _dumps_record(record: dict[str, Any]) -> str:
-    # A journal record per delivered push: orjson writes the same compact JSON several times
-    # faster for the plain values these records hold (a finite float `at`, strings, ints,
-    # None); anything else (NaN, nested values, integers beyond 64 bits, ...) goes to _dumps.
-    at = record.get("at")
-    if (type(at) is float and math.isfinite(at)) and all(
-        type(v) in _ORJSON_SAME for k, v in record.items() if k != "at"
+def _dumps_records(records: list[dict[str, Any]]) -> str:
+    # The journal gets a record per delivered push, encoded as one JSON array per batch:
+    # orjson writes the same compact JSON several times faster for the plain values these
+    # records hold (a finite float `at`, strings, ints, None); anything else (NaN, nested
+    # values, integers beyond 64 bits, ...) goes to _dumps.
+    if all(
+        type(at := record.get("at")) is float and math.isfinite(at)
+        and all(type(v) in _ORJSON_SAME for k, v in record.items() if k != "at")
+        for record in records
     ):
         try:
-            return orjson.dumps(record).decode()
+            return orjson.dumps(records).decode()
         except TypeError:
             pass
-    return _dumps(record)
+    return _dumps(records)
 
 
 def _loads_payload(data: str) -> Any:
@@ -565,9 +567,11 @@ class SqliteStore(Store):
             if ids:
                 conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (_dumps(ids),))
             if journal:
-                conn.executemany(
-                    "INSERT INTO push_journal (at, record) VALUES (?, ?)",
-                    [(now, _dumps_record({"at": now, **record})) for record in journal],
+                # One statement for the batch: SQLite splits the array, cheaper than a row of
+                # Python parameters per record.
+                conn.execute(
+                    "INSERT INTO push_journal (at, record) SELECT ?, value FROM json_each(?)",
+                    (now, _dumps_records([{"at": now, **record} for record in journal])),
                 )
                 self._trim_journal(conn, keep)
 

@@ -79,6 +79,22 @@ async def test_complete_pushes_marks_acks_and_journals_in_one_call(store: Store)
     assert len(await store.list_pushes(10)) == 2
 
 
+async def test_complete_pushes_journals_any_json_value_as_given(store: Store) -> None:
+    # Plain records take a fast encoder, others the general one; both read back the same.
+    records = [
+        {"kind": "apns_pass", "device_id": 'dev "quoted" \\ ünïcödé ☕', "tag": 2**40},
+        {"kind": "apns_pass", "big": 2**70, "nested": {"a": [1, "é", None]}, "ratio": 0.5},
+        {"kind": "apns_pass", "at": 1.25},
+    ]
+    await store.complete_pushes("w1", [], records[:1], NOW, keep=10)
+    await store.complete_pushes("w1", [], records[1:], NOW, keep=10)
+    assert await store.list_pushes(10) == [
+        {"at": 1.25, "kind": "apns_pass"},
+        {"at": NOW, **records[1]},
+        {"at": NOW, **records[0]},
+    ]
+
+
 async def test_complete_pushes_bounds_the_journal_with_record_push(store: Store) -> None:
     for i in range(3):
         await store.record_push({"n": i}, NOW + i, keep=4)
