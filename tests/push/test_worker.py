@@ -390,3 +390,29 @@ async def test_run_forever_keeps_claiming_while_one_push_is_slow(
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+async def test_run_forever_claims_no_more_than_its_lanes_can_send(
+    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+) -> None:
+    tokens = [f"{i:02x}" * 32 for i in range(0x10, 0x24)]  # 20 devices, every push slow
+    card = await issue_card(store)
+    for i, token in enumerate(tokens):
+        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
+        await store.enqueue("apns_pass", {"device_id": f"device-{i}", "pass_type_id": PASS_TYPE_ID,
+                                          "serial": card.serial, "tag": 1}, NOW)
+        apns_fake.program(token, ApnsReply(200, delay=0.6))
+    stop = asyncio.Event()
+    worker = make_worker(store, apns_sender, batch=3, concurrency=2, idle_sleep=0.05, lease_seconds=30)
+    task = asyncio.create_task(worker.run_forever(stop))
+    try:
+        await asyncio.sleep(0.3)
+        assert len(apns_fake.requests) == 2  # two lanes, both waiting on a slow answer
+        # Only what is being sent is leased: another worker sharing the outbox gets the rest
+        # now rather than after this worker's slow pushes.
+        peer = await store.claim_outbox("peer", 100, 30, time.time())
+        assert len(peer) == len(tokens) - 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert worker.counters["delivered"] == 2
