@@ -17,7 +17,11 @@ from h2.exceptions import TooManyStreamsError
 from h2.settings import SettingCodes, Settings
 from hpack import Decoder
 
-from push.apns import ApnsSender, _ApnsHeaderEncoder, _h2_connection, map_apns_response
+from aioapns import NotificationRequest
+
+from push.apns import (
+    WRITE_BATCH, ApnsSender, _ApnsHeaderEncoder, _h2_connection, _protocol_class, _TlsFailures, map_apns_response,
+)
 from push.results import PushResult
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
@@ -340,3 +344,35 @@ def test_open_stream_count_is_exact_at_the_peer_limit_and_closed_streams_are_dro
         exchange()
         assert len(client.streams) <= 2 * limit + 32
     assert next_id > 20 * limit
+
+
+async def test_requests_are_written_in_batches_not_one_write_each() -> None:
+    protocol = _protocol_class("127.0.0.1", 443, _TlsFailures())(PASS_TYPE_ID, asyncio.get_running_loop())
+    writes: list[bytes] = []
+
+    class Transport:  # stands in for the TLS socket, to see how the bytes are handed over
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    protocol.connection_made(Transport())  # type: ignore[arg-type]
+    n = 2 * WRITE_BATCH + 6
+    sends = [asyncio.ensure_future(protocol.send_notification(
+        NotificationRequest(device_token=f"{i:064x}", message={}))) for i in range(n)]
+    try:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # the preamble, two full batches as they filled up, the rest at the end of the pass
+        assert [len(w) > 0 for w in writes] == [True] * 4
+        server = H2Connection(H2Configuration(client_side=False))
+        received = [e for e in server.receive_data(b"".join(writes)) if isinstance(e, RequestReceived)]
+        assert [dict(e.headers)[b":path"] for e in received] == [f"/3/device/{i:064x}".encode() for i in range(n)]
+    finally:
+        for send in sends:
+            send.cancel()
+        protocol.close()
