@@ -157,15 +157,21 @@ def _protocol_class(host: str, port: int, failures: _TlsFailures) -> type[APNsPr
                 super().flush()
 
         def on_response_received(self, headers: dict[bytes, bytes]) -> None:
-            # A 200 resolves its future here. For a push we stopped waiting for (timeout) that
-            # future is cancelled; aioapns would call set_result on it, and the
-            # InvalidStateError would make asyncio drop the connection with every push on it.
-            if headers.get(b":status") == b"200" and self._abandoned(headers.get(b"apns-id", b"").decode()):
+            # aioapns's handler with one guard, in one lookup per answer: a 200 resolves its
+            # future here, and for a push we stopped waiting for (timeout) that future is
+            # cancelled; aioapns would call set_result on it, and the InvalidStateError would
+            # make asyncio drop the connection with every push in flight on it.
+            notification_id = headers.get(b"apns-id", b"").decode()
+            status = headers.get(b":status", b"").decode()
+            if status != "200":
+                self.request_statuses[notification_id] = status  # the reason body follows
                 return
-            super().on_response_received(headers)
+            future = self.requests.pop(notification_id, None)
+            if future is not None and not future.done():
+                future.set_result(NotificationResult(notification_id, status))
 
         def on_data_received(self, raw_data: bytes, stream_id: int) -> None:
-            # An error body resolves its future here; the same guard as above.
+            # An error body resolves its future here; the same guard against abandoned ones.
             notification_id = self.request_streams.get(stream_id)
             if notification_id is not None and self._abandoned(notification_id):
                 self.request_statuses.pop(notification_id, None)
