@@ -241,11 +241,11 @@ def _sign_rate(certs: Path, seconds: float) -> float:
     """Passes built and signed per second of CPU on one core, cache bypassed, timed with
     bench/sign.py's own helpers so both benches measure signing the same way."""
     from bench.sign import rate, sample_card
-    from passes.pkpass import PassFactory
-    from passes.signing import Signer
-    from passes.templates import load_templates
+    from passes.apple.pkpass import PassFactory
+    from passes.apple.signing import Signer
+    from passes.programs import load_programs
 
-    templates = load_templates(ROOT / "pass_templates")
+    templates = load_programs(ROOT / "pass_templates")
     factory = PassFactory(templates, Signer.from_dir(certs), pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID,
                           public_url="http://127.0.0.1:8000", cache_entries=0)  # no cache: every render signs
     card = sample_card(templates["coffee"])
@@ -280,7 +280,7 @@ def _report(result: dict[str, Any], sign_rate: float, cores: tuple[int, int] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from passes.pki import ensure_dev_pki
+    from passes.apple.pki import ensure_dev_pki
 
     seconds = PHASE_SECONDS
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))

@@ -68,9 +68,9 @@ from bench.process import cores as split_cores
 from config.settings import Settings
 from ledger.decide import LedgerEvent
 from ledger.signature import sign
-from passes.model import Card, Member
-from passes.numbers import new_auth_token, new_card_number, new_serial
-from passes.pki import ensure_dev_pki, issue_server_cert
+from cards.model import Card, Member
+from cards.numbers import new_auth_token, new_card_number, new_serial
+from passes.apple.pki import ensure_dev_pki, issue_server_cert
 from push.apns import ApnsSender
 from push.runner import client_cert_pem
 from push.worker import Worker

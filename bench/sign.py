@@ -25,12 +25,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from passes.model import Card, Member
-from passes.numbers import format_card_number, new_auth_token, new_card_number, new_serial
-from passes.pkpass import PassFactory, dump_json
-from passes.pki import ensure_dev_pki
-from passes.signing import Signer
-from passes.templates import Template, load_templates
+from cards.model import Card, Member
+from cards.numbers import format_card_number, new_auth_token, new_card_number, new_serial
+from passes.apple.pkpass import PassFactory, dump_json
+from passes.apple.pki import ensure_dev_pki
+from passes.apple.signing import Signer
+from passes.programs import Program, load_programs
 
 ROOT = Path(__file__).resolve().parents[1]
 PASS_TYPE_ID = "pass.com.example.bench"
@@ -83,7 +83,7 @@ def interleaved(
     return rates_a, rates_b
 
 
-def sample_card(template: Template) -> Card:
+def sample_card(template: Program) -> Card:
     return Card(
         number=new_card_number(template.card_prefix),
         program=template.program,
@@ -100,7 +100,7 @@ def sample_card(template: Template) -> Card:
     )
 
 
-def wallet_py3k_builder(template: Template, card: Card, certs: Path) -> Callable[[int], bytes] | None:
+def wallet_py3k_builder(template: Program, card: Card, certs: Path) -> Callable[[int], bytes] | None:
     """An equivalent store card with wallet-py3k (same fields, images, strings, PKI)."""
     try:
         from wallet.models import Barcode, BarcodeFormat, Pass, StoreCard
@@ -145,7 +145,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sign-") as tmp:
         certs = Path(tmp)
         ensure_dev_pki(certs, PASS_TYPE_ID, TEAM_ID)
-        templates = load_templates(ROOT / "pass_templates")
+        templates = load_programs(ROOT / "pass_templates")
         template = templates["coffee"]
         signer = Signer.from_dir(certs)
         factory = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL)

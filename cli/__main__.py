@@ -53,7 +53,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_pki(args: argparse.Namespace) -> int:
-    from passes.pki import ensure_dev_pki
+    from passes.apple.pki import ensure_dev_pki
 
     s = load_settings()
     created = ensure_dev_pki(s.certs_dir, s.pass_type_id, s.team_id)
@@ -63,7 +63,7 @@ def cmd_pki(args: argparse.Namespace) -> int:
 
 
 def cmd_check_certs(args: argparse.Namespace) -> int:
-    from passes.certs import check_certificates
+    from passes.apple.certs import check_certificates
 
     s = load_settings()
     report = check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
@@ -83,15 +83,15 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
-    from passes.model import Card, Member
-    from passes.numbers import last4, new_auth_token, new_card_number, new_serial
+    from cards.model import Card, Member
+    from cards.numbers import last4, new_auth_token, new_card_number, new_serial
     from web.app import build_services
 
     services = await build_services(prepared)
     try:
-        template = services.templates.get(args.program)
+        template = services.programs.get(args.program)
         if template is None:
-            print(f"unknown program {args.program!r}; programs: {', '.join(sorted(services.templates))}", file=sys.stderr)
+            print(f"unknown program {args.program!r}; programs: {', '.join(sorted(services.programs))}", file=sys.stderr)
             return 2
         if args.tier and template.tier(args.tier) is None:
             print(f"unknown tier {args.tier!r}; tiers: {', '.join(template.tier_keys)}", file=sys.stderr)

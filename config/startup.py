@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from config.dev_secrets import with_secrets
 from config.settings import ConfigError, Settings, load_settings
-from passes.certs import CertReport, check_certificates
-from passes.pki import ensure_dev_pki
+from passes.apple.certs import CertReport, check_certificates
+from passes.apple.pki import ensure_dev_pki
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from passes.model import Card, next_modified_at
+from cards.model import Card, next_modified_at
 
 
 class Outcome(str, Enum):

@@ -1,1 +1,2 @@
-"""Cards and passes: card numbers, the card model, Apple .pkpass build and signing, certificates and the dev PKI."""
+"""Wallet passes: programs (the template folders, format-neutral), artwork, and one subpackage
+per wallet format (`apple/`)."""

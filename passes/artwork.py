@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from passes.png import encode_rgba
-from passes.templates import IMAGE_POINTS, IMAGE_SCALES, image_file_name
+from passes.programs import IMAGE_POINTS, IMAGE_SCALES, image_file_name
 
 RGBA = tuple[int, int, int, int]
 Painter = Callable[[float, float], RGBA]

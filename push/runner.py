@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from config.settings import Settings
 from config.startup import Prepared
-from passes.certs import load_signing_material
+from passes.apple.certs import load_signing_material
 from push.apns import ApnsSender
 from push.dryrun import DryRunSender
 from push.worker import Worker

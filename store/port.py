@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.decide import LedgerEvent, Outcome
-from passes.model import Card
+from cards.model import Card
 
 
 class StoreError(Exception):

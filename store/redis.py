@@ -33,9 +33,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from ledger.decide import LedgerEvent, Outcome
-from passes.model import Card
+from cards.model import Card
 from store import redis_scripts as lua
-from store.ledger_batch import card_key, plan_batch
+from ledger.plan import card_key, plan_batch
 from store.port import (
     AppToken,
     CardConflict,

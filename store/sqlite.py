@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import orjson
 
 from ledger.decide import LedgerEvent
-from passes.model import Card
-from store.ledger_batch import plan_batch
+from cards.model import Card
+from ledger.plan import plan_batch
 from store.port import (
     AppToken,
     CardConflict,

@@ -13,10 +13,10 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from config.startup import Prepared
-from passes.certs import load_signing_material
-from passes.pkpass import PassFactory
-from passes.signing import Signer
-from passes.templates import load_templates
+from passes.apple.certs import load_signing_material
+from passes.apple.pkpass import PassFactory
+from passes.apple.signing import Signer
+from passes.programs import load_programs
 from store.factory import open_store
 from web import admin, cards, ledger, ops, passkit
 from web.body import BodyLimitMiddleware
@@ -53,13 +53,13 @@ ROUTES = [
 
 async def build_services(prepared: Prepared) -> Services:
     settings = prepared.settings
-    templates = load_templates(settings.templates_dir)
+    programs = load_programs(settings.templates_dir)
     material = load_signing_material(settings.certs_dir, settings.pass_key_password)
     signer = Signer.from_material(material)
-    factory = PassFactory(templates, signer, pass_type_id=settings.pass_type_id,
+    factory = PassFactory(programs, signer, pass_type_id=settings.pass_type_id,
                           team_id=settings.team_id, public_url=settings.public_url)
     store = await open_store(settings.database_url)
-    return Services(settings=settings, store=store, templates=templates, factory=factory,
+    return Services(settings=settings, store=store, programs=programs, factory=factory,
                     certs=prepared.certs, metrics=Metrics())
 
 

@@ -14,10 +14,10 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from passes.model import Card, Member
-from passes.numbers import last4, luhn_valid, new_auth_token, new_card_number, new_serial
-from passes.pkpass import RenderedPass
-from passes.templates import Template
+from cards.model import Card, Member
+from cards.numbers import last4, luhn_valid, new_auth_token, new_card_number, new_serial
+from passes.apple.pkpass import RenderedPass
+from passes.programs import Program
 from store.port import CardConflict
 from web.body import read_json_object
 from web.auth import require_role
@@ -77,7 +77,7 @@ def card_state(services: Services, card: Card, devices: int, now: float) -> dict
     }
 
 
-def parse_new_card(data: dict[str, Any], templates: dict[str, Template]) -> tuple[Template, dict[str, Any]]:
+def parse_new_card(data: dict[str, Any], templates: dict[str, Program]) -> tuple[Program, dict[str, Any]]:
     reject_unknown(data, _CARD_FIELDS)
     program = text(data, "program", max_len=64)
     template = templates.get(program or "")
@@ -110,7 +110,7 @@ def parse_new_card(data: dict[str, Any], templates: dict[str, Template]) -> tupl
 async def create_card(request: Request) -> Response:
     services = _services(request)
     require_role(request, "issuer")
-    template, fields = parse_new_card(await read_json_object(request), services.templates)
+    template, fields = parse_new_card(await read_json_object(request), services.programs)
     now = time.time()
     for _ in range(8):
         card = Card(
@@ -197,7 +197,7 @@ async def card_page(request: Request) -> Response:
     services = _services(request)
     serial = request.path_params["serial"]
     card = await _card_from_link(request, "page", serial)
-    template = services.templates.get(card.program)
+    template = services.programs.get(card.program)
     links = links_for(services, card, time.time())
     tier = template.tier(card.tier) if template else None
     tier_name = tier.name(card.locale) if tier else card.tier

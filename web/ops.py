@@ -9,7 +9,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from passes.certs import CertReport, check_certificates
+from passes.apple.certs import CertReport, check_certificates
 from web.openapi import openapi_document
 from web.services import Services
 
@@ -67,8 +67,8 @@ async def programs(request: Request) -> Response:
     services: Services = request.app.state.services
     locale = request.query_params.get("locale")
     items = []
-    for name in sorted(services.templates):
-        template = services.templates[name]
+    for name in sorted(services.programs):
+        template = services.programs[name]
         items.append(template.summary(locale if locale in template.locales else template.default_locale))
     return JSONResponse({"programs": items})
 

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from passes.model import Card
+from cards.model import Card
 from web.auth import constant_time_equal
 from web.body import read_json_object
 from web.cards import http_date, pkpass_response, render_pass

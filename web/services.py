@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.settings import Settings
-from passes.certs import CertReport
-from passes.pkpass import PassFactory
-from passes.templates import Template
+from passes.apple.certs import CertReport
+from passes.apple.pkpass import PassFactory
+from passes.programs import Program
 from store.port import Store
 from web.metrics import Metrics
 
@@ -18,7 +18,7 @@ from web.metrics import Metrics
 class Services:
     settings: Settings
     store: Store
-    templates: dict[str, Template]
+    programs: dict[str, Program]
     factory: PassFactory
     certs: CertReport
     metrics: Metrics
@@ -29,7 +29,7 @@ class Services:
     tier_keys: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.tier_keys = {name: frozenset(t.tier_keys) for name, t in self.templates.items()}
+        self.tier_keys = {name: frozenset(t.tier_keys) for name, t in self.programs.items()}
         self.all_tier_keys: frozenset[str] = frozenset().union(*self.tier_keys.values())
         # with one shared tier set, a tier valid anywhere is valid for every card
         self.tiers_differ = len(set(self.tier_keys.values())) > 1

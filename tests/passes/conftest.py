@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from passes.model import Card, Member
-from passes.numbers import new_auth_token, new_card_number, new_serial
-from passes.pkpass import PassFactory
-from passes.pki import ensure_dev_pki
-from passes.signing import Signer
-from passes.templates import Template, load_templates
+from cards.model import Card, Member
+from cards.numbers import new_auth_token, new_card_number, new_serial
+from passes.apple.pkpass import PassFactory
+from passes.apple.pki import ensure_dev_pki
+from passes.apple.signing import Signer
+from passes.programs import Program, load_programs
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "pass_templates"
@@ -41,12 +41,12 @@ def pki_copy(pki_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def templates() -> dict[str, Template]:
-    return load_templates(TEMPLATES_DIR)
+def templates() -> dict[str, Program]:
+    return load_programs(TEMPLATES_DIR)
 
 
 @pytest.fixture(scope="session")
-def coffee(templates: dict[str, Template]) -> Template:
+def coffee(templates: dict[str, Program]) -> Program:
     return templates["coffee"]
 
 
@@ -56,7 +56,7 @@ def signer(pki_dir: Path) -> Signer:
 
 
 @pytest.fixture
-def factory(templates: dict[str, Template], signer: Signer) -> PassFactory:
+def factory(templates: dict[str, Program], signer: Signer) -> PassFactory:
     return PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL)
 
 

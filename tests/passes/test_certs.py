@@ -13,10 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from passes.certs import CertificateError, check_certificates, load_signing_material
-from passes.pkpass import PassFactory
-from passes.pki import PASS_TYPE_EKU, ensure_dev_pki, issue_server_cert, write_pass_cert, write_pass_p12
-from passes.signing import CertificateExpiredError, Signer
+from passes.apple.certs import CertificateError, check_certificates, load_signing_material
+from passes.apple.pkpass import PassFactory
+from passes.apple.pki import PASS_TYPE_EKU, ensure_dev_pki, issue_server_cert, write_pass_cert, write_pass_p12
+from passes.apple.signing import CertificateExpiredError, Signer
 from tests.passes.conftest import PASS_TYPE_ID, PUBLIC_URL, TEAM_ID, unzip, verify_with_openssl
 
 NOW = dt.datetime.now(dt.timezone.utc)

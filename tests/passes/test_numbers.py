@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from passes.numbers import (
+from cards.numbers import (
     format_card_number,
     last4,
     luhn_check_digit,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from passes.pass_json import MAX_LOCATIONS, Location, build_pass_json
-from passes.validate import LOCALIZATION_KEY, unresolved_keys, validate_pass_json
+from passes.apple.pass_json import MAX_LOCATIONS, Location, build_pass_json
+from passes.apple.validate import LOCALIZATION_KEY, unresolved_keys, validate_pass_json
 from tests.passes.conftest import PASS_TYPE_ID, TEAM_ID
 
 WS = "https://wallet.example.test/passkit"
@@ -124,7 +124,7 @@ def test_locations_truncated_to_ten(coffee, make_card) -> None:
     ],
 )
 def test_valid_by_apple_rules_and_limits(coffee, make_card, changes) -> None:
-    from passes.model import Member
+    from cards.model import Member
 
     if changes.get("member", 1) is None:
         changes["member"] = Member(name="")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from passes.pass_json import Location
-from passes.pkpass import PassFactory, UnknownProgramError
-from passes.templates import load_templates
-from passes.validate import validate_pkpass
+from passes.apple.pass_json import Location
+from passes.apple.pkpass import PassFactory, UnknownProgramError
+from passes.programs import load_programs
+from passes.apple.validate import validate_pkpass
 from tests.passes.conftest import PASS_TYPE_ID, PUBLIC_URL, TEAM_ID, TEMPLATES_DIR, unzip, verify_with_openssl
 
 
@@ -113,12 +113,12 @@ def test_second_program_from_a_copied_folder(tmp_path: Path, signer, pki_dir, ma
     spec["tiers"][1]["accrual_percent"] = 12
     (root / "tea" / "program.json").write_text(json.dumps(spec))
 
-    templates = load_templates(root)
+    templates = load_programs(root)
     tea = templates["tea"]
     assert tea.card_prefix == "5512" and tea.tier("gold").accrual_percent == 12
     factory = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL)
 
-    from passes.numbers import luhn_valid, new_card_number
+    from cards.numbers import luhn_valid, new_card_number
 
     number = new_card_number(tea.card_prefix)
     assert number.startswith("5512") and luhn_valid(number)
@@ -138,7 +138,7 @@ def test_second_program_from_a_copied_folder(tmp_path: Path, signer, pki_dir, ma
 def test_deflate_variants_round_trip() -> None:
     import zlib
 
-    from passes.pkpass import _deflate, _deflate_zlib
+    from passes.apple.pkpass import _deflate, _deflate_zlib
 
     data = json.dumps({"k": ["value"] * 200}).encode()
     for fn in (_deflate, _deflate_zlib):

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from passes.png import png_size
-from passes.strings import format_strings, is_utf16_with_bom, parse_strings
-from passes.templates import (
+from passes.apple.strings import format_strings, is_utf16_with_bom, parse_strings
+from passes.programs import (
     IMAGE_POINTS,
     IMAGE_SCALES,
     REQUIRED_STRING_KEYS,
-    TemplateError,
+    ProgramError,
     image_file_name,
     load_template,
-    load_templates,
+    load_programs,
 )
 from tests.passes.conftest import TEMPLATES_DIR
 
@@ -135,60 +135,60 @@ def test_copy_loads(folder: Path) -> None:
 )
 def test_bad_program_file(folder: Path, change, message: str) -> None:
     edit_program(folder, change)
-    with pytest.raises(TemplateError, match=message) as exc:
+    with pytest.raises(ProgramError, match=message) as exc:
         load_template(folder)
     assert str(folder) in str(exc.value)
 
 
 def test_bad_json(folder: Path) -> None:
     (folder / "program.json").write_text("{not json")
-    with pytest.raises(TemplateError, match="not valid JSON"):
+    with pytest.raises(ProgramError, match="not valid JSON"):
         load_template(folder)
 
 
 def test_missing_image(folder: Path) -> None:
     (folder / "strip@3x.png").unlink()
-    with pytest.raises(TemplateError, match="missing image strip@3x.png"):
+    with pytest.raises(ProgramError, match="missing image strip@3x.png"):
         load_template(folder)
 
 
 def test_image_not_png_or_too_large(folder: Path) -> None:
     (folder / "icon.png").write_bytes(b"GIF89a....")
-    with pytest.raises(TemplateError, match="not a PNG"):
+    with pytest.raises(ProgramError, match="not a PNG"):
         load_template(folder)
     shutil.copy(folder / "icon@2x.png", folder / "icon.png")
-    with pytest.raises(TemplateError, match="larger than the allotted"):
+    with pytest.raises(ProgramError, match="larger than the allotted"):
         load_template(folder)
 
 
 def test_missing_string_key(folder: Path) -> None:
     edit_strings(folder, "en", lambda t: t.pop("label.balance"))
-    with pytest.raises(TemplateError, match="label.balance"):
+    with pytest.raises(ProgramError, match="label.balance"):
         load_template(folder)
 
 
 def test_missing_tier_name(folder: Path) -> None:
     edit_strings(folder, "ru", lambda t: t.pop("tier.gold"))
-    with pytest.raises(TemplateError, match="tier.gold"):
+    with pytest.raises(ProgramError, match="tier.gold"):
         load_template(folder)
 
 
 def test_locales_with_different_keys(folder: Path) -> None:
     edit_strings(folder, "en", lambda t: t.update({"extra.key": "x"}))
-    with pytest.raises(TemplateError, match="differ in keys"):
+    with pytest.raises(ProgramError, match="differ in keys"):
         load_template(folder)
 
 
 def test_change_message_without_placeholder(folder: Path) -> None:
     edit_strings(folder, "en", lambda t: t.update({"change.balance": "Balance changed"}))
-    with pytest.raises(TemplateError, match="%@"):
+    with pytest.raises(ProgramError, match="%@"):
         load_template(folder)
 
 
 def test_strings_must_be_utf16(folder: Path) -> None:
     path = folder / "ru.lproj" / "pass.strings"
     path.write_bytes(path.read_bytes().decode("utf-16").encode("utf-8"))
-    with pytest.raises(TemplateError, match="UTF-16"):
+    with pytest.raises(ProgramError, match="UTF-16"):
         load_template(folder)
 
 
@@ -196,17 +196,17 @@ def test_load_templates_finds_every_program(tmp_path: Path) -> None:
     shutil.copytree(COFFEE, tmp_path / "coffee")
     shutil.copytree(COFFEE, tmp_path / "tea")
     (tmp_path / "not-a-program").mkdir()
-    with pytest.raises(TemplateError, match="already defined"):
-        load_templates(tmp_path)
+    with pytest.raises(ProgramError, match="already defined"):
+        load_programs(tmp_path)
     edit_program(tmp_path / "tea", lambda s: s.update(program="tea"))
-    with pytest.raises(TemplateError, match="overlaps"):
-        load_templates(tmp_path)
+    with pytest.raises(ProgramError, match="overlaps"):
+        load_programs(tmp_path)
     edit_program(tmp_path / "tea", lambda s: s.update(card_prefix="5511"))
-    loaded = load_templates(tmp_path)
+    loaded = load_programs(tmp_path)
     assert sorted(loaded) == ["coffee", "tea"]
     assert loaded["tea"].fingerprint != loaded["coffee"].fingerprint
 
 
 def test_missing_root() -> None:
-    with pytest.raises(TemplateError, match="does not exist"):
-        load_templates(Path("/nonexistent/templates"))
+    with pytest.raises(ProgramError, match="does not exist"):
+        load_programs(Path("/nonexistent/templates"))

@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
-from passes.pass_json import Location
-from passes.strings import format_strings
-from passes.validate import validate_files, validate_pass_json, validate_pkpass
+from passes.apple.pass_json import Location
+from passes.apple.strings import format_strings
+from passes.apple.validate import validate_files, validate_pass_json, validate_pkpass
 from tests.passes.conftest import unzip
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ledger.decide import LedgerEvent
-from passes.model import Card, Member
+from cards.model import Card, Member
 from push.apns import ApnsSender
 from push.dryrun import DryRunSender
 from push.fcm import FcmSender

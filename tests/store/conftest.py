@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from passes.model import Card, Member
+from cards.model import Card, Member
 from store.port import Store
 from store.redis import RedisStore
 from store.sqlite import SqliteStore

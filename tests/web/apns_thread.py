@@ -7,7 +7,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from passes.pki import issue_server_cert
+from passes.apple.pki import issue_server_cert
 from tests.fakes.apns_server import FakeApnsServer
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from ledger.signature import sign
-from passes.pki import ensure_dev_pki
+from passes.apple.pki import ensure_dev_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS_TYPE_ID = "pass.test.wallet.loyalty"

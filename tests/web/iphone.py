@@ -27,7 +27,7 @@ class WalletPass:
 
     def localized(self, text: str, locale: str = "ru") -> str:
         """What Wallet shows for a localizable value: its entry in <locale>.lproj/pass.strings."""
-        from passes.strings import parse_strings
+        from passes.apple.strings import parse_strings
 
         with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
             strings = parse_strings(archive.read(f"{locale}.lproj/pass.strings"))

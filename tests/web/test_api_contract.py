@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from ledger.signature import sign
-from passes.numbers import luhn_valid
+from cards.numbers import luhn_valid
 from tests.web.conftest import KEYS, LEDGER_SECRET, PASS_TYPE_ID, LiveServer
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from passes.certs import (
+from passes.apple.certs import (
     PASS_CERT,
     PASS_KEY,
     PASS_P12,

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from passes.model import Card
-from passes.numbers import format_card_number
-from passes.templates import Template, tier_string_key
+from cards.model import Card
+from cards.numbers import format_card_number
+from passes.programs import Program, tier_string_key
 
 MAX_LOCATIONS = 10  # Apple: "An array of up to 10 objects"
 
@@ -58,7 +58,7 @@ def web_service_url(public_url: str) -> str:
 
 
 def build_pass_json(
-    template: Template,
+    template: Program,
     card: Card,
     *,
     pass_type_id: str,

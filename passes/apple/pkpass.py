@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from passes.model import Card
-from passes.pass_json import Location, build_pass_json, web_service_url
-from passes.signing import Signer
-from passes.templates import Template
+from cards.model import Card
+from passes.apple.pass_json import Location, build_pass_json, web_service_url
+from passes.apple.signing import Signer
+from passes.programs import Program
 
 CONTENT_TYPE = "application/vnd.apple.pkpass"
 
@@ -110,7 +110,7 @@ def _central(entry: _Entry, offset: int) -> bytes:
 class _TemplatePack:
     """Everything about a template's constant files that a pass needs, computed once."""
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Program) -> None:
         self.template = template
         offset = 0
         locals_, centrals = [], []
@@ -211,7 +211,7 @@ class PassFactory:
 
     def __init__(
         self,
-        templates: Mapping[str, Template],
+        templates: Mapping[str, Program],
         signer: Signer,
         *,
         pass_type_id: str,
@@ -228,7 +228,7 @@ class PassFactory:
         self._packs = {name: _TemplatePack(t) for name, t in self.templates.items()}
         self.cache = _LRU(cache_entries, cache_bytes)
 
-    def template_for(self, card: Card) -> Template:
+    def template_for(self, card: Card) -> Program:
         try:
             return self.templates[card.program]
         except KeyError:

@@ -8,7 +8,7 @@ import pytest
 from ledger.decide import LedgerEvent, Outcome, apply_event, classify
 from ledger.events import EventError, parse_event
 from ledger.signature import sign, verify
-from passes.model import Card, Member
+from cards.model import Card, Member
 
 TIERS = frozenset({"base", "gold", "platinum"})
 SECRET = "s" * 32

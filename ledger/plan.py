@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ledger.decide import LedgerEvent, Outcome, apply_event, classify
-from passes.model import Card
+from cards.model import Card
 
 
 @dataclass

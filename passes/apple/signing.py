@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from passes.certs import CertificateError, SigningMaterial, key_matches_cert, load_signing_material
+from passes.apple.certs import CertificateError, SigningMaterial, key_matches_cert, load_signing_material
 
 _OPTIONS = [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]
 

@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from passes.png import png_size
-from passes.strings import StringsError, is_utf16_with_bom, parse_strings
+from passes.apple.strings import StringsError, is_utf16_with_bom, parse_strings
 
 PROGRAM_FILE = "program.json"
 STRINGS_FILE = "pass.strings"
@@ -72,7 +72,7 @@ _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
 
 
-class TemplateError(ValueError):
+class ProgramError(ValueError):
     """A malformed program template; the message names the folder and the problem."""
 
 
@@ -118,7 +118,7 @@ class TemplateFile:
 
 
 @dataclass(frozen=True, eq=False)
-class Template:
+class Program:
     program: str
     card_prefix: str
     locales: tuple[str, ...]
@@ -220,8 +220,8 @@ class Template:
 # --- loading -----------------------------------------------------------------------------
 
 
-def _fail(folder: Path, message: str) -> TemplateError:
-    return TemplateError(f"template {folder}: {message}")
+def _fail(folder: Path, message: str) -> ProgramError:
+    return ProgramError(f"template {folder}: {message}")
 
 
 def _color(folder: Path, where: str, value: Any) -> str:
@@ -241,8 +241,8 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def load_template(folder: Path) -> Template:
-    """Read and check one program folder; TemplateError names the first problem found."""
+def load_template(folder: Path) -> Program:
+    """Read and check one program folder; ProgramError names the first problem found."""
     folder = Path(folder)
     program_path = folder / PROGRAM_FILE
     try:
@@ -384,7 +384,7 @@ def load_template(folder: Path) -> Template:
     for f in files:
         fp.update(f.name.encode() + b"\0" + f.sha1.encode())
     known = {"program", "card_prefix", "locales", "default_locale", "tiers", "support", "barcode_format", "sharing_prohibited"}
-    return Template(
+    return Program(
         program=program,
         card_prefix=prefix,
         locales=tuple(locales),
@@ -400,12 +400,12 @@ def load_template(folder: Path) -> Template:
     )
 
 
-def load_templates(root: Path) -> dict[str, Template]:
+def load_programs(root: Path) -> dict[str, Program]:
     """Every subfolder of `root` holding a program.json; program keys and prefixes must be unique."""
     root = Path(root)
     if not root.is_dir():
-        raise TemplateError(f"templates folder {root} does not exist")
-    result: dict[str, Template] = {}
+        raise ProgramError(f"templates folder {root} does not exist")
+    result: dict[str, Program] = {}
     prefixes: dict[str, str] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and (p / PROGRAM_FILE).is_file()):
         t = load_template(folder)

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from passes.strings import StringsError, is_utf16_with_bom, parse_strings
+from passes.apple.strings import StringsError, is_utf16_with_bom, parse_strings
 
 STYLE_KEYS = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
 FIELD_GROUPS = ("headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields")

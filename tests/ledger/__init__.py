@@ -1,0 +1,1 @@
+"""Tests of the pure ledger rules: parsing, classification, planning, signatures."""
