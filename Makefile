@@ -3,12 +3,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench worker clean
+.PHONY: run test check bench worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -19,6 +19,12 @@ worker: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# format, lint and types; settings in pyproject.toml ([tool.ruff], [tool.mypy])
+check: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m bench

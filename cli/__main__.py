@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from config.logging import configure_logging
 from config.settings import ROLES, load_settings
 from config.startup import Prepared, prepare_or_exit
 
@@ -38,16 +39,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from web.app import create_app
 
+    configure_logging(args.log_level)
     prepared = prepare_or_exit()
     _print_dev_banner(prepared)
     s = prepared.settings
-    uvicorn.run(create_app(prepared), host=s.host, port=s.port, log_level=args.log_level, access_log=False)
+    # log_config=None: uvicorn keeps the logging set above instead of installing its own
+    uvicorn.run(
+        create_app(prepared), host=s.host, port=s.port, log_level=args.log_level, log_config=None, access_log=False
+    )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from push.runner import run_standalone_worker
 
+    configure_logging()
     prepared = prepare_or_exit()
     return asyncio.run(run_standalone_worker(prepared))
 
