@@ -79,7 +79,8 @@ def core_busy_seconds() -> dict[int, float]:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def stop(proc: subprocess.Popen[Any] | None) -> None:
@@ -97,19 +98,21 @@ def service_env(certs: Path, db: Path, port: int, **extra: str) -> dict[str, str
     """The service's environment for a bench run: dev, SQLite, in-process worker, dry run
     unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update({
-        "WALLET_ENV": "dev",
-        "WALLET_CERTS_DIR": str(certs),
-        "WALLET_DATABASE_URL": f"sqlite:///{db}",
-        "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
-        "WALLET_TEAM_ID": TEAM_ID,
-        "WALLET_API_KEYS": f"issuer:{ISSUER_KEY}",
-        "WALLET_LEDGER_SECRET": LEDGER_SECRET,
-        "WALLET_PUSH_DRY_RUN": "1",
-        "WALLET_RUN_WORKER": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "WALLET_ENV": "dev",
+            "WALLET_CERTS_DIR": str(certs),
+            "WALLET_DATABASE_URL": f"sqlite:///{db}",
+            "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
+            "WALLET_TEAM_ID": TEAM_ID,
+            "WALLET_API_KEYS": f"issuer:{ISSUER_KEY}",
+            "WALLET_LEDGER_SECRET": LEDGER_SECRET,
+            "WALLET_PUSH_DRY_RUN": "1",
+            "WALLET_RUN_WORKER": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -118,9 +121,25 @@ def start_service(env: dict[str, str], port: int, log: Path, core: int | None) -
     """uvicorn with one worker process, pinned to `core`; not yet waited for (see wait_healthy)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "server:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     pin(proc.pid, core)
     return proc

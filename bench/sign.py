@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cards.model import Card, Member
 from cards.numbers import format_card_number, new_auth_token, new_card_number, new_serial
-from passes.apple.pkpass import PassFactory, dump_json
 from passes.apple.pki import ensure_dev_pki
+from passes.apple.pkpass import PassFactory, dump_json
 from passes.apple.signing import Signer
 from passes.programs import Program, load_programs
 
@@ -128,14 +128,19 @@ def wallet_py3k_builder(template: Program, card: Card, certs: Path) -> Callable[
         p.serialNumber = card.serial
         p.description = "pass.description"
         p.logoText = "program.name"
-        p.backgroundColor, p.foregroundColor, p.labelColor = tier.background_color, tier.foreground_color, tier.label_color
+        p.backgroundColor, p.foregroundColor, p.labelColor = (
+            tier.background_color,
+            tier.foreground_color,
+            tier.label_color,
+        )
         p.webServiceURL = PUBLIC_URL + "/passkit"
         p.authenticationToken = card.auth_token
         p.barcode = Barcode(card.number, BarcodeFormat.QR, format_card_number(card.number))
         for f in template.files:
             p.addFile(f.name, io.BytesIO(f.data))
         out = p.create(str(certs / "pass.pem"), str(certs / "pass.key"), str(certs / "wwdr.pem"), "")
-        return out.getvalue()
+        data: bytes = out.getvalue()  # wallet-py3k is untyped: its BytesIO comes back as Any
+        return data
 
     return build
 
@@ -152,10 +157,13 @@ def main() -> int:
         card = sample_card(template)
         sample = factory.render(card)
         pass_json_size = len(dump_json(factory.pass_json(card)))
-        print(f"{pinned}; .pkpass {len(sample.data)} bytes ({len(template.files)} template files + "
-              f"pass.json ~{pass_json_size} bytes, manifest.json, signature)")
+        print(
+            f"{pinned}; .pkpass {len(sample.data)} bytes ({len(template.files)} template files + "
+            f"pass.json ~{pass_json_size} bytes, manifest.json, signature)"
+        )
 
         key = signer._key  # the same key object PassFactory signs with, loaded once
+        assert isinstance(key, rsa.RSAPrivateKey)  # ensure_dev_pki's pass key, which (a) is about
         manifest = b'{"pass.json":"' + b"0" * 40 + b'"}' * 20
         pad, sha256 = padding.PKCS1v15(), hashes.SHA256()
         # Every pass is new (a distinct balance), so each render misses the cache and signs.
@@ -192,16 +200,22 @@ def main() -> int:
                 n += 1
             peer_rate = n / (time.perf_counter() - start)
 
-    print(f"(a) raw RSA-2048 PKCS#1 v1.5 SHA-256 sign : {raw_rate:9.0f} /s  ({1e6 / raw_rate:.0f} us)"
-          f"   median chunk {raw_median:.0f} /s")
-    print(f"(b) ours: pass built + signed (uncached) : {our_rate:9.0f} /s  ({1e6 / our_rate:.0f} us)"
-          f"   median chunk {our_median:.0f} /s")
+    print(
+        f"(a) raw RSA-2048 PKCS#1 v1.5 SHA-256 sign : {raw_rate:9.0f} /s  ({1e6 / raw_rate:.0f} us)"
+        f"   median chunk {raw_median:.0f} /s"
+    )
+    print(
+        f"(b) ours: pass built + signed (uncached) : {our_rate:9.0f} /s  ({1e6 / our_rate:.0f} us)"
+        f"   median chunk {our_median:.0f} /s"
+    )
     if peer_rate is not None:
         print(f"(c) wallet-py3k 0.0.4 (openssl per pass) : {peer_rate:9.1f} /s  ({1e3 / peer_rate:.1f} ms)")
     else:
         print("(c) wallet-py3k: not installed (pip install '.[bench]')")
-    print(f"(d) unchanged pass from cache            : {cache_rate:9.0f} /s  ({1e6 / cache_rate:.1f} us)"
-          f"{'' if assert_no_signing else '  !! cache path signed'}")
+    print(
+        f"(d) unchanged pass from cache            : {cache_rate:9.0f} /s  ({1e6 / cache_rate:.1f} us)"
+        f"{'' if assert_no_signing else '  !! cache path signed'}"
+    )
     print(f"ours / raw         = {our_rate / raw_rate:6.2f}   (target >= 0.75; medians: {our_median / raw_median:.2f})")
     if peer_rate is not None:
         print(f"ours / wallet-py3k = {our_rate / peer_rate:6.1f}   (target >= 15)")

@@ -16,7 +16,7 @@ class Member:
         return {"name": self.name, "phone": self.phone, "email": self.email}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Member":
+    def from_dict(cls, data: dict[str, Any]) -> Member:
         return cls(name=data["name"], phone=data.get("phone"), email=data.get("email"))
 
 
@@ -49,7 +49,7 @@ class Card:
     modified_at: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_changes(self, **changes: Any) -> "Card":
+    def with_changes(self, **changes: Any) -> Card:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class Card:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Card":
+    def from_dict(cls, data: dict[str, Any]) -> Card:
         values = dict(data)
         values["member"] = Member.from_dict(values["member"])
         values["extra"] = dict(values.get("extra") or {})

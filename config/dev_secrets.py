@@ -9,20 +9,21 @@ import os
 import secrets
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from config.settings import ROLES, Settings
 
 FILE_NAME = "dev-secrets.json"
 
 
-def _generate() -> dict:
+def _generate() -> dict[str, Any]:
     return {
         "api_keys": {role: f"dev-{role}-{secrets.token_urlsafe(24)}" for role in ROLES},
         "ledger_secret": secrets.token_urlsafe(32),
     }
 
 
-def load_or_create(certs_dir: Path) -> tuple[dict, bool]:
+def load_or_create(certs_dir: Path) -> tuple[dict[str, Any], bool]:
     path = certs_dir / FILE_NAME
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8")), False
@@ -41,10 +42,10 @@ def derive_link_secret(ledger_secret: str) -> str:
     return hmac.new(ledger_secret.encode(), b"wallet-service/pass-links/v1", hashlib.sha256).hexdigest()
 
 
-def with_secrets(settings: Settings) -> tuple[Settings, dict | None, bool]:
+def with_secrets(settings: Settings) -> tuple[Settings, dict[str, Any] | None, bool]:
     """Fill missing dev secrets from the dev-secrets file (created on first start).
     Returns (settings, dev secrets or None, created now)."""
-    dev: dict | None = None
+    dev: dict[str, Any] | None = None
     created = False
     api_keys, ledger_secret = settings.api_keys, settings.ledger_secret
     if settings.is_dev and (not api_keys or not ledger_secret):

@@ -84,9 +84,7 @@ def parse_api_keys(text: str) -> tuple[dict[str, str], list[str]]:
     for number, item in enumerate(filter(None, (p.strip() for p in text.split(","))), start=1):
         role, sep, key = item.partition(":")
         if not sep or role not in ROLES:
-            problems.append(
-                f"WALLET_API_KEYS entry {number}: expected role:key with role one of {', '.join(ROLES)}"
-            )
+            problems.append(f"WALLET_API_KEYS entry {number}: expected role:key with role one of {', '.join(ROLES)}")
         elif len(key) < 16:
             problems.append(f"WALLET_API_KEYS entry {number}: the key must be at least 16 characters")
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from config.dev_secrets import with_secrets
 from config.settings import ConfigError, Settings, load_settings
@@ -17,7 +18,7 @@ from passes.apple.pki import ensure_dev_pki
 class Prepared:
     settings: Settings
     certs: CertReport
-    dev_secrets: dict | None
+    dev_secrets: dict[str, Any] | None
     created_pki: bool
     created_secrets: bool
 

@@ -8,7 +8,7 @@ from enum import Enum
 from cards.model import Card, next_modified_at
 
 
-class Outcome(str, Enum):
+class Outcome(str, Enum):  # noqa: UP042  # StrEnum would change str() of a member to its bare value
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     STALE = "stale"

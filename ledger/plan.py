@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ledger.decide import LedgerEvent, Outcome, apply_event, classify
 from cards.model import Card
+from ledger.decide import LedgerEvent, Outcome, apply_event, classify
 
 
 @dataclass

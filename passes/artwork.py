@@ -60,7 +60,7 @@ def logo(x: float, y: float) -> RGBA:
 
 def strip(x: float, y: float) -> RGBA:
     t = y / 123
-    base = tuple(int(DARK[i] + (BROWN[i] - DARK[i]) * t) for i in range(3))
+    r, g, b = (int(DARK[i] + (BROWN[i] - DARK[i]) * t) for i in range(3))
     # a loose grid of tilted coffee beans
     for bx in range(20, 400, 55):
         for by in range(15, 140, 40):
@@ -69,7 +69,7 @@ def strip(x: float, y: float) -> RGBA:
             rx, ry = dx * 0.8 + dy * 0.6, -dx * 0.6 + dy * 0.8
             if (rx / 11) ** 2 + (ry / 7) ** 2 <= 1:
                 return (140, 100, 70, 255) if abs(ry + 1.5 * math.sin(rx / 4)) > 1.1 else DARK
-    return (*base, 255)  # type: ignore[return-value]
+    return (r, g, b, 255)
 
 
 PAINTERS: dict[str, Painter] = {"icon": icon, "logo": logo, "strip": strip}

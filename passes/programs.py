@@ -27,12 +27,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from passes.png import png_size
 from passes.apple.strings import StringsError, is_utf16_with_bom, parse_strings
+from passes.png import png_size
 
 PROGRAM_FILE = "program.json"
 STRINGS_FILE = "pass.strings"
@@ -156,8 +157,8 @@ class Program:
 
     # --- words -------------------------------------------------------------------------
     def _locale(self, locale: str | None) -> str:
-        if locale in self.strings:
-            return locale  # type: ignore[return-value]
+        if locale is not None and locale in self.strings:
+            return locale
         if locale and locale.split("-")[0] in self.strings:
             return locale.split("-")[0]
         return self.default_locale
@@ -272,7 +273,7 @@ def load_template(folder: Path) -> Program:
     ):
         raise _fail(folder, f'"locales" must be a non-empty list of distinct locale codes, got {locales!r}')
     default_locale = spec.get("default_locale", locales[0])
-    if default_locale not in locales:
+    if not isinstance(default_locale, str) or default_locale not in locales:
         raise _fail(folder, f'"default_locale" {default_locale!r} is not one of {locales}')
 
     found_lproj = sorted(p.name[: -len(".lproj")] for p in folder.glob("*.lproj") if p.is_dir())
@@ -310,7 +311,7 @@ def load_template(folder: Path) -> Program:
     if parsed[0]["threshold"] != 0:
         raise _fail(folder, "the first tier must start at threshold 0")
     thresholds = [t["threshold"] for t in parsed]
-    if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+    if any(b <= a for a, b in pairwise(thresholds)):
         raise _fail(folder, f"tier thresholds must strictly increase, got {thresholds}")
 
     # --- strings ------------------------------------------------------------------------
@@ -332,15 +333,15 @@ def load_template(folder: Path) -> Program:
         files.append(TemplateFile(name, data, _sha1(data)))
     required = set(REQUIRED_STRING_KEYS) | {tier_string_key(k) for k in keys}
     reference = set(strings[default_locale])
-    for lc, table in strings.items():
-        missing = sorted(required - set(table))
+    for lc, words in strings.items():
+        missing = sorted(required - set(words))
         if missing:
             raise _fail(folder, f"{lc}.lproj/{STRINGS_FILE} lacks keys {missing}")
-        if set(table) != reference:
-            diff = sorted(set(table) ^ reference)
+        if set(words) != reference:
+            diff = sorted(set(words) ^ reference)
             raise _fail(folder, f"{lc}.lproj/{STRINGS_FILE} and {default_locale}.lproj differ in keys {diff}")
         for ck in CHANGE_MESSAGE_KEYS:
-            if "%@" not in table[ck]:
+            if "%@" not in words[ck]:
                 raise _fail(folder, f'{lc}.lproj/{STRINGS_FILE}: "{ck}" must contain %@')
 
     tiers = tuple(
@@ -372,7 +373,12 @@ def load_template(folder: Path) -> Program:
     if not isinstance(support, dict) or not all(isinstance(v, str) for v in support.values()):
         raise _fail(folder, '"support" must be an object of strings (phone, email, url)')
     barcode_format = spec.get("barcode_format", "PKBarcodeFormatQR")
-    if barcode_format not in ("PKBarcodeFormatQR", "PKBarcodeFormatPDF417", "PKBarcodeFormatAztec", "PKBarcodeFormatCode128"):
+    if barcode_format not in (
+        "PKBarcodeFormatQR",
+        "PKBarcodeFormatPDF417",
+        "PKBarcodeFormatAztec",
+        "PKBarcodeFormatCode128",
+    ):
         raise _fail(folder, f'"barcode_format" {barcode_format!r} is not a PassKit barcode format')
 
     sharing_prohibited = spec.get("sharing_prohibited", True)
@@ -383,7 +389,16 @@ def load_template(folder: Path) -> Program:
     fp = hashlib.sha256(program_bytes)
     for f in files:
         fp.update(f.name.encode() + b"\0" + f.sha1.encode())
-    known = {"program", "card_prefix", "locales", "default_locale", "tiers", "support", "barcode_format", "sharing_prohibited"}
+    known = {
+        "program",
+        "card_prefix",
+        "locales",
+        "default_locale",
+        "tiers",
+        "support",
+        "barcode_format",
+        "sharing_prohibited",
+    }
     return Program(
         program=program,
         card_prefix=prefix,

@@ -76,7 +76,9 @@ def _load_key(path: Path, password: bytes | None) -> CertificateIssuerPrivateKey
         raise CertificateError(f"{path.name} is not encrypted, but a password was given") from None
     except ValueError:
         raise CertificateError(f"{path.name} cannot be read: not a PEM private key, or wrong password") from None
-    return key  # type: ignore[return-value]
+    # PrivateKeyTypes also has key-agreement keys (DH, X25519, ML-KEM); such a pass.key is not refused
+    # here but fails at its first signature, as it always has
+    return key  # type: ignore[return-value]  # wider than an issuer key: see above
 
 
 def _load_p12(
@@ -85,10 +87,12 @@ def _load_p12(
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), password)
     except ValueError:
-        raise CertificateError(f"{path.name} cannot be opened: wrong WALLET_PASS_KEY_PASSWORD or not a PKCS#12 file") from None
+        raise CertificateError(
+            f"{path.name} cannot be opened: wrong WALLET_PASS_KEY_PASSWORD or not a PKCS#12 file"
+        ) from None
     if key is None or cert is None:
         raise CertificateError(f"{path.name} must contain both the certificate and its private key")
-    return key, cert, list(extra)  # type: ignore[return-value]
+    return key, cert, list(extra)  # type: ignore[return-value]  # PrivateKeyTypes again, as in _load_key
 
 
 def load_signing_material(certs_dir: Path, password: str | None = None) -> SigningMaterial:
@@ -146,7 +150,7 @@ def check_certificates(
 ) -> CertReport:
     """Everything wrong with the signing material, one clear message per problem."""
     certs_dir = Path(certs_dir)
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     report = CertReport()
     problems = report.problems
     pw = _password_bytes(password)
@@ -208,7 +212,9 @@ def check_certificates(
             problems.append(f"{PASS_KEY} is not the private key of {PASS_CERT}")
         uid = subject_value(cert, NameOID.USER_ID)
         if uid != pass_type_id:
-            problems.append(f"{PASS_CERT} is for pass type {uid!r} (subject UID), but WALLET_PASS_TYPE_ID is {pass_type_id!r}")
+            problems.append(
+                f"{PASS_CERT} is for pass type {uid!r} (subject UID), but WALLET_PASS_TYPE_ID is {pass_type_id!r}"
+            )
         ou = subject_value(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
         if ou != team_id:
             problems.append(f"{PASS_CERT} belongs to team {ou!r} (subject OU), but WALLET_TEAM_ID is {team_id!r}")

@@ -88,7 +88,12 @@ def build_pass_json(
     to_next = tier.points_to_next(card.balance)
     if to_next is not None:
         secondary.append(
-            {"key": "to_next_tier", "label": "label.to_next_tier", "value": to_next, "numberStyle": "PKNumberStyleDecimal"}
+            {
+                "key": "to_next_tier",
+                "label": "label.to_next_tier",
+                "value": to_next,
+                "numberStyle": "PKNumberStyleDecimal",
+            }
         )
     auxiliary: list[dict[str, Any]] = []
     if card.expiring_points:

@@ -15,11 +15,12 @@ import ipaddress
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -40,9 +41,12 @@ WWDR_KEY = "wwdr.key"
 PASS_TYPE_EKU = x509.ObjectIdentifier("1.2.840.113635.100.4.14")
 DEV_ORG = "Wallet Service Dev (throw-away)"
 
+# the key types this module writes: EC for the two CAs, RSA for the pass certificate (as Apple issues)
+_DevKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 def _write(path: Path, data: bytes, secret: bool = False) -> None:
@@ -73,7 +77,7 @@ def _ec_key() -> ec.EllipticCurvePrivateKey:
 def _builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key,
+    public_key: CertificatePublicKeyTypes,
     not_before: _dt.datetime,
     not_after: _dt.datetime,
 ) -> x509.CertificateBuilder:
@@ -106,9 +110,7 @@ def make_root(days: int = 3650) -> tuple[x509.Certificate, ec.EllipticCurvePriva
     cert = (
         _builder(name, name, key.public_key(), now - _dt.timedelta(hours=1), now + _dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -127,11 +129,11 @@ def make_wwdr(
     )
     now = _now()
     cert = (
-        _builder(name, root_cert.subject, key.public_key(), now - _dt.timedelta(hours=1), now + _dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        _builder(
+            name, root_cert.subject, key.public_key(), now - _dt.timedelta(hours=1), now + _dt.timedelta(days=days)
         )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(_aki(root_cert), critical=False)
         .sign(root_key, hashes.SHA256())
     )
@@ -165,9 +167,7 @@ def make_pass_cert(
     cert = (
         _builder(name, wwdr_cert.subject, key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, PASS_TYPE_EKU]), critical=False)
         .add_extension(_aki(wwdr_cert), critical=False)
         .sign(wwdr_key, hashes.SHA256())
@@ -194,14 +194,19 @@ def _load_cert(path: Path) -> x509.Certificate | None:
         return None
 
 
-def _load_key(path: Path) -> CertificateIssuerPrivateKeyTypes | None:
+def _load_key(path: Path) -> _DevKey | None:
     try:
-        return serialization.load_pem_private_key(path.read_bytes(), password=None)  # type: ignore[return-value]
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
         return None
+    # any other key type was not written here, so it is not dev material to reuse
+    return key if isinstance(key, _DevKey) else None
 
 
-def _usable(cert: x509.Certificate | None, key, issuer: x509.Certificate | None, now: _dt.datetime) -> bool:
+def _usable(
+    cert: x509.Certificate | None, key: _DevKey | None, issuer: x509.Certificate | None, now: _dt.datetime
+) -> TypeGuard[x509.Certificate]:
+    """True when cert and key are present, belong together and are valid for more than a day (from issuer)."""
     return (
         cert is not None
         and key is not None
@@ -231,22 +236,24 @@ def ensure_dev_pki(certs_dir: Path, pass_type_id: str, team_id: str) -> bool:
             _write(certs_dir / ROOT_KEY, _pem_key(root_key), secret=True)
             _write(certs_dir / ROOT_CERT, _pem_cert(root_cert))
             created = True
+        assert root_key is not None  # _usable checked it, or it was just made
         wwdr_cert, wwdr_key = _load_cert(certs_dir / WWDR_CERT), _load_key(certs_dir / WWDR_KEY)
         if created or not _usable(wwdr_cert, wwdr_key, root_cert, now):
-            wwdr_cert, wwdr_key = make_wwdr(root_cert, root_key)  # type: ignore[arg-type]
+            wwdr_cert, wwdr_key = make_wwdr(root_cert, root_key)
             _write(certs_dir / WWDR_KEY, _pem_key(wwdr_key), secret=True)
             _write(certs_dir / WWDR_CERT, _pem_cert(wwdr_cert))
             created = True
+        assert wwdr_key is not None  # as root_key above
         if (certs_dir / PASS_P12).exists() and not (certs_dir / PASS_CERT).exists():
             return created  # someone chose a .p12; it may be encrypted, leave it be
         pass_cert, pass_key = _load_cert(certs_dir / PASS_CERT), _load_key(certs_dir / PASS_KEY)
         if (
             created
             or not _usable(pass_cert, pass_key, wwdr_cert, now)
-            or subject_value(pass_cert, NameOID.USER_ID) != pass_type_id  # type: ignore[arg-type]
-            or subject_value(pass_cert, NameOID.ORGANIZATIONAL_UNIT_NAME) != team_id  # type: ignore[arg-type]
+            or subject_value(pass_cert, NameOID.USER_ID) != pass_type_id
+            or subject_value(pass_cert, NameOID.ORGANIZATIONAL_UNIT_NAME) != team_id
         ):
-            pass_cert, pass_key = make_pass_cert(wwdr_cert, wwdr_key, pass_type_id, team_id)  # type: ignore[arg-type]
+            pass_cert, pass_key = make_pass_cert(wwdr_cert, wwdr_key, pass_type_id, team_id)
             _write(certs_dir / PASS_KEY, _pem_key(pass_key), secret=True)
             _write(certs_dir / PASS_CERT, _pem_cert(pass_cert))
             created = True
@@ -271,9 +278,7 @@ def write_pass_cert(
     if wwdr_cert is None or wwdr_key is None:
         raise FileNotFoundError(f"{certs_dir}: no dev {WWDR_CERT}/{WWDR_KEY}; run ensure_dev_pki first")
     cert, key = make_pass_cert(wwdr_cert, wwdr_key, pass_type_id, team_id, not_before=not_before, not_after=not_after)
-    encryption = (
-        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    )
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     _write(certs_dir / PASS_KEY, key_pem, secret=True)
     _write(certs_dir / PASS_CERT, _pem_cert(cert))

@@ -16,12 +16,12 @@ import json
 import struct
 import threading
 import zlib
-
-import orjson
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from cards.model import Card
 from passes.apple.pass_json import Location, build_pass_json, web_service_url
@@ -87,16 +87,39 @@ def _entry(name: str, data: bytes, compress: bool) -> _Entry:
     local = (
         struct.pack(
             "<IHHHHHIIIHH",
-            0x04034B50, _VERSION, _FLAG_UTF8, method, _DOS_TIME, _DOS_DATE,
-            crc, len(body), len(data), len(name_b), 0,
+            0x04034B50,
+            _VERSION,
+            _FLAG_UTF8,
+            method,
+            _DOS_TIME,
+            _DOS_DATE,
+            crc,
+            len(body),
+            len(data),
+            len(name_b),
+            0,
         )
         + name_b
         + body
     )
     central_head = struct.pack(
         "<IHHHHHHIIIHHHHHI",
-        0x02014B50, _MADE_BY, _VERSION, _FLAG_UTF8, method, _DOS_TIME, _DOS_DATE,
-        crc, len(body), len(data), len(name_b), 0, 0, 0, 0, _EXT_ATTR,
+        0x02014B50,
+        _MADE_BY,
+        _VERSION,
+        _FLAG_UTF8,
+        method,
+        _DOS_TIME,
+        _DOS_DATE,
+        crc,
+        len(body),
+        len(data),
+        len(name_b),
+        0,
+        0,
+        0,
+        0,
+        _EXT_ATTR,
     )
     return _Entry(local, central_head + b"\0\0\0\0" + name_b)  # offset patched in _central
 

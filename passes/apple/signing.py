@@ -28,7 +28,7 @@ class CertificateExpiredError(CertificateError):
 
 
 def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 class Signer:
@@ -55,12 +55,14 @@ class Signer:
         self.signatures = 0  # how many signatures this signer made (tests, metrics)
 
     @classmethod
-    def from_material(cls, material: SigningMaterial, **kwargs) -> "Signer":
-        return cls(material.cert, material.key, material.wwdr, **kwargs)
+    def from_material(cls, material: SigningMaterial, *, clock: Callable[[], _dt.datetime] = _utcnow) -> Signer:
+        return cls(material.cert, material.key, material.wwdr, clock=clock)
 
     @classmethod
-    def from_dir(cls, certs_dir: Path, password: str | None = None, **kwargs) -> "Signer":
-        return cls.from_material(load_signing_material(certs_dir, password), **kwargs)
+    def from_dir(
+        cls, certs_dir: Path, password: str | None = None, *, clock: Callable[[], _dt.datetime] = _utcnow
+    ) -> Signer:
+        return cls.from_material(load_signing_material(certs_dir, password), clock=clock)
 
     def check_valid(self, now: _dt.datetime | None = None) -> None:
         now = now or self._clock()
@@ -70,7 +72,9 @@ class Signer:
                 "install a renewed pass.pem/wwdr.pem before issuing passes"
             )
         if now < self.not_before:
-            raise CertificateExpiredError(f"signing certificate is not valid before {self.not_before:%Y-%m-%d %H:%M} UTC")
+            raise CertificateExpiredError(
+                f"signing certificate is not valid before {self.not_before:%Y-%m-%d %H:%M} UTC"
+            )
 
     def sign(self, manifest: bytes) -> bytes:
         """DER PKCS#7 SignedData, detached, over the exact manifest bytes."""
@@ -81,7 +85,9 @@ class Signer:
         signature = (
             pkcs7.PKCS7SignatureBuilder()
             .set_data(manifest)
-            .add_signer(self.cert, self._key, self._hash)
+            # PKCS#7 signs with RSA or EC keys only; cryptography raises TypeError here for any other
+            # (Apple issues RSA pass keys), so the loaders keep the wider certificate-issuer key type
+            .add_signer(self.cert, self._key, self._hash)  # type: ignore[arg-type]  # RSA/EC only: see above
             .add_certificate(self.wwdr)
             .sign(serialization.Encoding.DER, _OPTIONS)
         )

@@ -42,7 +42,7 @@ def parse_strings(data: bytes | str) -> dict[str, str]:
         m = _TOKEN.match(text, pos)
         if not m:
             line = text.count("\n", 0, pos) + 1
-            raise StringsError(f"unexpected text at line {line}: {text[pos:pos + 20]!r}")
+            raise StringsError(f"unexpected text at line {line}: {text[pos : pos + 20]!r}")
         pos = m.end()
         if m.group("str") is not None:
             tokens.append(("s", _unescape(m.group("str"))))

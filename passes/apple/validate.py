@@ -16,7 +16,7 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from passes.apple.strings import StringsError, is_utf16_with_bom, parse_strings
 
@@ -46,11 +46,11 @@ _JUNK = re.compile(r"(^|/)(\.DS_Store|__MACOSX|Thumbs\.db)(/|$)")
 Strings = Mapping[str, Mapping[str, str]]
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _nonempty_str(v: Any) -> bool:
+def _nonempty_str(v: Any) -> TypeGuard[str]:
     return isinstance(v, str) and v != ""
 
 
@@ -110,7 +110,9 @@ def _check_field(group: str, i: int, fld: Any, strings: Strings | None, problems
     return key
 
 
-def _check_fields(style: str, body: Any, strings: Strings | None, barcode_formats: set[str], problems: list[str]) -> None:
+def _check_fields(
+    style: str, body: Any, strings: Strings | None, barcode_formats: set[str], problems: list[str]
+) -> None:
     if not isinstance(body, dict):
         problems.append(f"{style} must be an object")
         return
@@ -241,7 +243,9 @@ def validate_pass_json(
     for key in ("sharingProhibited", "voided", "suppressStripShine"):
         if key in p and not isinstance(p[key], bool):
             problems.append(f"{key} must be true or false")
-    if "expirationDate" in p and not (isinstance(p["expirationDate"], str) and _ISO_WITH_ZONE.match(p["expirationDate"])):
+    if "expirationDate" in p and not (
+        isinstance(p["expirationDate"], str) and _ISO_WITH_ZONE.match(p["expirationDate"])
+    ):
         problems.append("expirationDate must be ISO 8601 with a time zone")
     return problems
 
@@ -252,7 +256,9 @@ def _strings_in(pass_json: Mapping[str, Any]) -> list[tuple[str, str]]:
     Field values are localized by Wallet too, but they also carry member data (a name
     like "j.doe" would look like a key), so values are left to the template's own tests.
     """
-    out = [(k, pass_json[k]) for k in ("description", "organizationName", "logoText") if isinstance(pass_json.get(k), str)]
+    out = [
+        (k, pass_json[k]) for k in ("description", "organizationName", "logoText") if isinstance(pass_json.get(k), str)
+    ]
     for style in STYLE_KEYS:
         body = pass_json.get(style)
         if not isinstance(body, dict):

@@ -26,9 +26,9 @@ import ssl
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jwt
 from cryptography import x509
@@ -122,9 +122,7 @@ class FakeApnsServer:
 
     # -- configuration -----------------------------------------------------------------------
     @staticmethod
-    def _ssl_context(
-        cert_file: str | Path, key_file: str | Path, client_ca_file: str | Path | None
-    ) -> ssl.SSLContext:
+    def _ssl_context(cert_file: str | Path, key_file: str | Path, client_ca_file: str | Path | None) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(cert_file), str(key_file))
@@ -175,7 +173,7 @@ class FakeApnsServer:
         await self._server.wait_closed()
         self._server = None
 
-    async def __aenter__(self) -> "FakeApnsServer":
+    async def __aenter__(self) -> FakeApnsServer:
         await self.start()
         return self
 
@@ -206,9 +204,7 @@ class FakeApnsServer:
         if key is None:
             return None, "InvalidProviderToken"
         try:
-            claims = jwt.decode(
-                raw, key.public_pem, algorithms=["ES256"], options={"require": ["iss", "iat"]}
-            )
+            claims = jwt.decode(raw, key.public_pem, algorithms=["ES256"], options={"require": ["iss", "iat"]})
         except jwt.PyJWTError:
             return None, "InvalidProviderToken"
         if claims.get("iss") != key.team_id:
@@ -217,9 +213,7 @@ class FakeApnsServer:
             return None, "ExpiredProviderToken"
         return key.team_id, None
 
-    def handle(
-        self, stream: _Stream, cert_topic: str | None, connection: int
-    ) -> tuple[ApnsReply, str, str]:
+    def handle(self, stream: _Stream, cert_topic: str | None, connection: int) -> tuple[ApnsReply, str, str]:
         """Decide the reply for one complete request. Returns (reply, token, auth mode)."""
         headers = stream.headers
         method, path = headers.get(":method", ""), headers.get(":path", "")
@@ -280,7 +274,7 @@ class _TlsServerProtocol(asyncio.Protocol):
         self,
         context: ssl.SSLContext,
         server: FakeApnsServer,
-        app_factory: "Callable[[], _ApnsProtocol]",
+        app_factory: Callable[[], _ApnsProtocol],
     ) -> None:
         self.server = server
         self.app_factory = app_factory
@@ -318,7 +312,7 @@ class _TlsServerProtocol(asyncio.Protocol):
 
     # socket side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a TCP Transport; Protocol says BaseTransport
 
     def _flush(self) -> None:
         pending = self.outgoing.read()
@@ -342,7 +336,7 @@ class _TlsServerProtocol(asyncio.Protocol):
                 return
             self._flush()
             self.app = self.app_factory()
-            self.app.connection_made(self)  # type: ignore[arg-type]
+            self.app.connection_made(self)  # type: ignore[arg-type]  # we stand in as its transport (duck-typed)
         chunks: list[bytes] = []
         while True:
             try:
@@ -376,10 +370,14 @@ class _ApnsProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # Inbound headers are validated (what the client under test sends must be valid
         # HTTP/2); our own fixed response headers need no normalizing or validating.
-        self.conn = H2Connection(H2Configuration(
-            client_side=False, header_encoding="utf-8",
-            validate_outbound_headers=False, normalize_outbound_headers=False,
-        ))
+        self.conn = H2Connection(
+            H2Configuration(
+                client_side=False,
+                header_encoding="utf-8",
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
         self.conn.local_settings = Settings(
             client=False,
             initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: server.max_concurrent_streams},
@@ -393,7 +391,7 @@ class _ApnsProtocol(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # the _TlsServerProtocol, a duck-typed Transport
         ssl_object = transport.get_extra_info("ssl_object")
         self.cert_topic = _cert_uid(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
         self.server.connections_opened += 1
@@ -424,18 +422,17 @@ class _ApnsProtocol(asyncio.Protocol):
             return
         for event in events:
             if isinstance(event, RequestReceived):
-                self.streams[event.stream_id] = _Stream(dict(event.headers))  # type: ignore[arg-type]
+                # header_encoding="utf-8" above makes h2 hand out str pairs; its types say bytes
+                self.streams[event.stream_id] = _Stream(dict(event.headers))  # type: ignore[arg-type]  # str pairs
             elif isinstance(event, DataReceived):
-                stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
+                stream = self.streams.get(event.stream_id)
                 if stream is not None:
-                    stream.body.extend(event.data)  # type: ignore[arg-type]
-                self.conn.acknowledge_received_data(
-                    event.flow_controlled_length, event.stream_id  # type: ignore[arg-type]
-                )
+                    stream.body.extend(event.data)
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, StreamEnded):
-                self._request_complete(event.stream_id)  # type: ignore[arg-type]
+                self._request_complete(event.stream_id)
             elif isinstance(event, StreamReset):
-                self.streams.pop(event.stream_id, None)  # type: ignore[arg-type]
+                self.streams.pop(event.stream_id, None)
             elif isinstance(event, WindowUpdated):
                 self._send_pending()
             elif isinstance(event, ConnectionTerminated):
@@ -465,9 +462,7 @@ class _ApnsProtocol(asyncio.Protocol):
         )
         apns_id = stream.headers.get("apns-id") or str(uuid.uuid4())
         if reply.delay > 0:
-            task = asyncio.get_running_loop().create_task(
-                self._respond_later(stream_id, apns_id, reply)
-            )
+            task = asyncio.get_running_loop().create_task(self._respond_later(stream_id, apns_id, reply))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         else:
@@ -488,9 +483,7 @@ class _ApnsProtocol(asyncio.Protocol):
             return
         error: dict[str, object] = {"reason": reply.reason or "InternalServerError"}
         if reply.status == 410:
-            error["timestamp"] = (
-                reply.timestamp_ms if reply.timestamp_ms is not None else int(time.time() * 1000)
-            )
+            error["timestamp"] = reply.timestamp_ms if reply.timestamp_ms is not None else int(time.time() * 1000)
         body = json.dumps(error, separators=(",", ":")).encode()
         headers.append(("content-type", "application/json; charset=utf-8"))
         headers.append(("content-length", str(len(body))))
@@ -533,7 +526,11 @@ def _load_script(path: str, server: FakeApnsServer) -> None:
 
 async def _main(args: argparse.Namespace) -> None:
     server = FakeApnsServer(
-        args.cert, args.key, client_ca_file=args.ca, host=args.host, port=args.port,
+        args.cert,
+        args.key,
+        client_ca_file=args.ca,
+        host=args.host,
+        port=args.port,
         max_concurrent_streams=args.max_streams,
     )
     for spec in args.jwt_key or []:

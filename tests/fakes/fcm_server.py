@@ -66,31 +66,31 @@ class FcmReply:
 
     # Common FCM answers, as documented at firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode
     @classmethod
-    def unregistered(cls) -> "FcmReply":
+    def unregistered(cls) -> FcmReply:
         return cls(404, "UNREGISTERED", "Requested entity was not found.")
 
     @classmethod
-    def quota_exceeded(cls, retry_after: str | None = "30") -> "FcmReply":
+    def quota_exceeded(cls, retry_after: str | None = "30") -> FcmReply:
         return cls(429, "QUOTA_EXCEEDED", "Quota exceeded for quota metric 'Send requests'.", retry_after)
 
     @classmethod
-    def unavailable(cls, retry_after: str | None = None) -> "FcmReply":
+    def unavailable(cls, retry_after: str | None = None) -> FcmReply:
         return cls(503, "UNAVAILABLE", "The service is currently unavailable.", retry_after)
 
     @classmethod
-    def internal(cls) -> "FcmReply":
+    def internal(cls) -> FcmReply:
         return cls(500, "INTERNAL", "Internal error encountered.")
 
     @classmethod
-    def invalid_argument(cls, message: str = "Request contains an invalid argument.") -> "FcmReply":
+    def invalid_argument(cls, message: str = "Request contains an invalid argument.") -> FcmReply:
         return cls(400, "INVALID_ARGUMENT", message)
 
     @classmethod
-    def sender_id_mismatch(cls) -> "FcmReply":
+    def sender_id_mismatch(cls) -> FcmReply:
         return cls(403, "SENDER_ID_MISMATCH", "SenderId mismatch")
 
     @classmethod
-    def third_party_auth_error(cls) -> "FcmReply":
+    def third_party_auth_error(cls) -> FcmReply:
         return cls(401, "THIRD_PARTY_AUTH_ERROR", "Auth error from APNS or Web Push Service")
 
 
@@ -130,10 +130,12 @@ def _error(status: int, message: str, error_code: str | None = None, **extra: An
     if error_code:
         details.append({"@type": FCM_ERROR_TYPE, "errorCode": error_code})
     if extra.get("reason"):
-        details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": extra["reason"],
-                        "domain": "googleapis.com"})
-    body = {"error": {"code": status, "message": message, "status": _CANONICAL.get(status, "UNKNOWN"),
-                      "details": details}}
+        details.append(
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": extra["reason"], "domain": "googleapis.com"}
+        )
+    body = {
+        "error": {"code": status, "message": message, "status": _CANONICAL.get(status, "UNKNOWN"), "details": details}
+    }
     headers = {"Retry-After": extra["retry_after"]} if extra.get("retry_after") else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -178,17 +180,13 @@ class FakeFcmServer:
         """What to use as pyfcm's FCM_END_POINT_BASE."""
         return f"{self.url}/v1/projects"
 
-    def service_account(
-        self, project_id: str = "demo-project", client_email: str | None = None
-    ) -> dict[str, str]:
+    def service_account(self, project_id: str = "demo-project", client_email: str | None = None) -> dict[str, str]:
         """A fresh service-account JSON (as a dict) whose token_uri points here."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         email = client_email or f"fcm-{secrets.token_hex(4)}@{project_id}.iam.gserviceaccount.com"
         self._accounts[email] = _Account(
             project_id,
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
         )
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -245,7 +243,7 @@ class FakeFcmServer:
             self._thread.join(timeout=10)
         self._sock.close()
 
-    def __enter__(self) -> "FakeFcmServer":
+    def __enter__(self) -> FakeFcmServer:
         self.start()
         return self
 
@@ -267,13 +265,17 @@ class FakeFcmServer:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
         except jwt.PyJWTError:
             return refuse("malformed assertion")
-        email = unverified.get("iss")
+        email: str | None = unverified.get("iss")
         account = self._accounts.get(email or "")
         if account is None:
             return refuse("Invalid grant: account not found", email)
+        assert email is not None  # it is the key the account was found under
         try:
             claims = jwt.decode(
-                assertion, account.public_pem, algorithms=["RS256"], audience=[GOOGLE_TOKEN_AUDIENCE, self.token_uri],
+                assertion,
+                account.public_pem,
+                algorithms=["RS256"],
+                audience=[GOOGLE_TOKEN_AUDIENCE, self.token_uri],
                 options={"require": ["iss", "aud", "iat", "exp"]},
             )
         except jwt.PyJWTError as exc:
@@ -316,11 +318,13 @@ class FakeFcmServer:
         if access is None:
             return _error(401, "Request is missing required authentication credential.")
         if access.expires_at < time.time():
-            return _error(401, "Request had invalid authentication credentials.",
-                          reason="ACCESS_TOKEN_EXPIRED")
+            return _error(401, "Request had invalid authentication credentials.", reason="ACCESS_TOKEN_EXPIRED")
         if access.project_id != project:
-            return _error(403, f"Permission 'cloudmessaging.messages.create' denied on resource "
-                               f"'//cloudresourcemanager.googleapis.com/projects/{project}'")
+            return _error(
+                403,
+                f"Permission 'cloudmessaging.messages.create' denied on resource "
+                f"'//cloudresourcemanager.googleapis.com/projects/{project}'",
+            )
         if not isinstance(message, dict):
             return _error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
         targets = [k for k in ("token", "topic", "condition") if k in message]
@@ -328,15 +332,13 @@ class FakeFcmServer:
             return _error(400, "Exactly one of token, topic or condition is required.", "INVALID_ARGUMENT")
         token = message.get("token")
         if "token" in message and (not isinstance(token, str) or not token):
-            return _error(400, "The registration token is not a valid FCM registration token",
-                          "INVALID_ARGUMENT")
+            return _error(400, "The registration token is not a valid FCM registration token", "INVALID_ARGUMENT")
         data = message.get("data", {})
         if not isinstance(data, dict):
             return _error(400, "Invalid value at 'message.data'", "INVALID_ARGUMENT")
         for i, value in enumerate(data.values()):
             if not isinstance(value, str):
-                return _error(400, f"Invalid value at 'message.data[{i}].value' (TYPE_STRING), 12",
-                              "INVALID_ARGUMENT")
+                return _error(400, f"Invalid value at 'message.data[{i}].value' (TYPE_STRING), 12", "INVALID_ARGUMENT")
         reply = self._next_reply(token) if isinstance(token, str) else FcmReply()
         if reply.status != 200:
             return _error(reply.status, reply.message, reply.error_code, retry_after=reply.retry_after)

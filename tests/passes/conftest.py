@@ -13,8 +13,8 @@ import pytest
 
 from cards.model import Card, Member
 from cards.numbers import new_auth_token, new_card_number, new_serial
-from passes.apple.pkpass import PassFactory
 from passes.apple.pki import ensure_dev_pki
+from passes.apple.pkpass import PassFactory
 from passes.apple.signing import Signer
 from passes.programs import Program, load_programs
 
@@ -99,9 +99,23 @@ def verify_with_openssl(files: dict[str, bytes], certs: Path, workdir: Path) -> 
     (workdir / "signature").write_bytes(files["signature"])
     (workdir / "manifest.json").write_bytes(files["manifest.json"])
     res = openssl(
-        "smime", "-verify", "-binary", "-inform", "DER", "-in", "signature", "-content", "manifest.json",
-        "-CAfile", str(certs / "ca.pem"), "-certfile", str(certs / "wwdr.pem"), "-purpose", "any",
-        "-out", "/dev/null",
+        "smime",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "signature",
+        "-content",
+        "manifest.json",
+        "-CAfile",
+        str(certs / "ca.pem"),
+        "-certfile",
+        str(certs / "wwdr.pem"),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
         cwd=workdir,
     )
     assert res.returncode == 0, res.stderr

@@ -11,20 +11,23 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from passes.apple.certs import CertificateError, check_certificates, load_signing_material
-from passes.apple.pkpass import PassFactory
 from passes.apple.pki import PASS_TYPE_EKU, ensure_dev_pki, issue_server_cert, write_pass_cert, write_pass_p12
+from passes.apple.pkpass import PassFactory
 from passes.apple.signing import CertificateExpiredError, Signer
 from tests.passes.conftest import PASS_TYPE_ID, PUBLIC_URL, TEAM_ID, unzip, verify_with_openssl
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def check(certs: Path, **kw):
     args = {"pass_type_id": PASS_TYPE_ID, "team_id": TEAM_ID, "password": None, "now": NOW, **kw}
-    return check_certificates(certs, args.pop("pass_type_id"), args.pop("team_id"), args.pop("password"), args.pop("now"))
+    return check_certificates(
+        certs, args.pop("pass_type_id"), args.pop("team_id"), args.pop("password"), args.pop("now")
+    )
 
 
 def test_dev_pki_is_clean(pki_dir) -> None:
@@ -40,7 +43,7 @@ def test_dev_pki_shape(pki_dir) -> None:
         assert stat.S_IMODE(os.stat(pki_dir / name).st_mode) == 0o600
     cert = x509.load_pem_x509_certificate((pki_dir / "pass.pem").read_bytes())
     key = serialization.load_pem_private_key((pki_dir / "pass.key").read_bytes(), None)
-    assert key.key_size == 2048
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
     assert cert.subject.get_attributes_for_oid(NameOID.USER_ID)[0].value == PASS_TYPE_ID
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == TEAM_ID
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == f"Pass Type ID: {PASS_TYPE_ID}"
@@ -91,8 +94,9 @@ def test_empty_folder(tmp_path) -> None:
 
 
 def test_expired_certificate(pki_copy, coffee, make_card) -> None:
-    write_pass_cert(pki_copy, PASS_TYPE_ID, TEAM_ID, not_before=NOW - dt.timedelta(days=400),
-                    not_after=NOW - dt.timedelta(days=1))
+    write_pass_cert(
+        pki_copy, PASS_TYPE_ID, TEAM_ID, not_before=NOW - dt.timedelta(days=400), not_after=NOW - dt.timedelta(days=1)
+    )
     report = check(pki_copy)
     assert any("pass.pem expired on" in p for p in report.problems)
     assert report.expiry["pass"] < 0
@@ -144,7 +148,8 @@ def test_encrypted_key(pki_copy) -> None:
         load_signing_material(pki_copy, None)
     with pytest.raises(CertificateError, match="wrong password"):
         load_signing_material(pki_copy, "nope")
-    assert load_signing_material(pki_copy, "s3cret-pw").key.key_size == 2048
+    key = load_signing_material(pki_copy, "s3cret-pw").key
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
     assert check(pki_copy, password="s3cret-pw").ok
     problems = check(pki_copy, password="bad-guess").problems
     assert problems and all("bad-guess" not in p and "s3cret" not in p for p in problems)
@@ -162,8 +167,13 @@ def test_p12_with_password_loads_and_signs(pki_copy, coffee, make_card, tmp_path
     # the intermediate inside the .p12 stands in for a missing wwdr.pem
     (pki_copy / "wwdr.pem").unlink()
     material = load_signing_material(pki_copy, "p12-pass")
-    factory = PassFactory({"coffee": coffee}, Signer.from_material(material), pass_type_id=PASS_TYPE_ID,
-                          team_id=TEAM_ID, public_url=PUBLIC_URL)
+    factory = PassFactory(
+        {"coffee": coffee},
+        Signer.from_material(material),
+        pass_type_id=PASS_TYPE_ID,
+        team_id=TEAM_ID,
+        public_url=PUBLIC_URL,
+    )
     files = unzip(factory.render(make_card()).data)
     # openssl needs the WWDR file for -certfile; write it back from the material
     (pki_copy / "wwdr.pem").write_bytes(material.wwdr.public_bytes(serialization.Encoding.PEM))
@@ -214,6 +224,7 @@ def test_server_cert_for_tls_fakes(pki_dir, tmp_path) -> None:
             break
     assert all(done.values())
     peer = server.getpeercert()
+    assert peer is not None
     assert ("userId", PASS_TYPE_ID) in [attr for rdn in peer["subject"] for attr in rdn]
     with pytest.raises(FileNotFoundError):
         issue_server_cert(tmp_path)

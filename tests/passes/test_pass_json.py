@@ -89,7 +89,9 @@ def test_tier_change_changes_colors_and_accrual(coffee, make_card) -> None:
     for pj, key in ((base, "base"), (gold, "gold"), (plat, "platinum")):
         t = coffee.tier(key)
         assert (pj["backgroundColor"], pj["foregroundColor"], pj["labelColor"]) == (
-            t.background_color, t.foreground_color, t.label_color
+            t.background_color,
+            t.foreground_color,
+            t.label_color,
         )
     assert len({base["backgroundColor"], gold["backgroundColor"], plat["backgroundColor"]}) == 3
     assert [fields(p)["accrual"]["value"] for p in (base, gold, plat)] == [0.05, 0.10, 0.15]
@@ -149,7 +151,14 @@ def test_every_localizable_key_exists(coffee, make_card) -> None:
             if isinstance(v, str) and LOCALIZATION_KEY.match(v):
                 used.add(v)
     used |= {pj["organizationName"], pj["description"], pj["logoText"]}
-    assert {"tier.gold", "change.balance", "label.balance", "program.terms", "program.organization", "last_operation.none"} <= used
+    assert {
+        "tier.gold",
+        "change.balance",
+        "label.balance",
+        "program.terms",
+        "program.organization",
+        "last_operation.none",
+    } <= used
     for locale, table in coffee.strings.items():
         assert used <= set(table), (locale, used - set(table))
     # every changeMessage resolves to a text with %@ in every locale

@@ -13,8 +13,8 @@ import pytest
 
 from passes.apple.pass_json import Location
 from passes.apple.pkpass import PassFactory, UnknownProgramError
-from passes.programs import load_programs
 from passes.apple.validate import validate_pkpass
+from passes.programs import load_programs
 from tests.passes.conftest import PASS_TYPE_ID, PUBLIC_URL, TEAM_ID, TEMPLATES_DIR, unzip, verify_with_openssl
 
 
@@ -77,8 +77,9 @@ def test_cache_serves_unchanged_pass_without_signing(factory, make_card) -> None
 
 
 def test_cache_is_bounded(templates, signer, make_card) -> None:
-    small = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL,
-                        cache_entries=3)
+    small = PassFactory(
+        templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL, cache_entries=3
+    )
     card = make_card()
     for b in range(6):
         small.render(card.with_changes(balance=b))
@@ -86,13 +87,20 @@ def test_cache_is_bounded(templates, signer, make_card) -> None:
     entry = small.cache.bytes / 3
     full = len(small.render(card.with_changes(balance=5)).data)
     assert entry < full / 2  # template files are shared, not cached per pass
-    by_bytes = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL,
-                           cache_bytes=int(entry * 2.5))
+    by_bytes = PassFactory(
+        templates,
+        signer,
+        pass_type_id=PASS_TYPE_ID,
+        team_id=TEAM_ID,
+        public_url=PUBLIC_URL,
+        cache_bytes=int(entry * 2.5),
+    )
     for b in range(5):
         by_bytes.render(card.with_changes(balance=b))
     assert len(by_bytes.cache) == 2 and by_bytes.cache.bytes <= entry * 2.5
-    off = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL,
-                      cache_entries=0)
+    off = PassFactory(
+        templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL, cache_entries=0
+    )
     before = signer.signatures
     off.render(card)
     off.render(card)
@@ -115,7 +123,8 @@ def test_second_program_from_a_copied_folder(tmp_path: Path, signer, pki_dir, ma
 
     templates = load_programs(root)
     tea = templates["tea"]
-    assert tea.card_prefix == "5512" and tea.tier("gold").accrual_percent == 12
+    gold = tea.tier("gold")
+    assert tea.card_prefix == "5512" and gold is not None and gold.accrual_percent == 12
     factory = PassFactory(templates, signer, pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID, public_url=PUBLIC_URL)
 
     from cards.numbers import luhn_valid, new_card_number
@@ -145,7 +154,6 @@ def test_deflate_variants_round_trip() -> None:
         packed = fn(data)
         assert len(packed) < len(data) / 3
         assert zlib.decompress(packed, -15) == data
-
 
 
 def test_cached_answers_only_from_the_cache(factory, make_card) -> None:

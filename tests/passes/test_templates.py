@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from passes.png import png_size
 from passes.apple.strings import format_strings, is_utf16_with_bom, parse_strings
+from passes.png import png_size
 from passes.programs import (
     IMAGE_POINTS,
     IMAGE_SCALES,
     REQUIRED_STRING_KEYS,
     ProgramError,
     image_file_name,
-    load_template,
     load_programs,
+    load_template,
 )
 from tests.passes.conftest import TEMPLATES_DIR
 
@@ -36,7 +36,12 @@ def test_coffee_program(coffee) -> None:
     assert (plat.threshold, plat.next_threshold, plat.accrual_percent) == (30001, None, 15)
     assert coffee.tier("gold") is gold and coffee.tier("nope") is None
     assert [coffee.tier_for_balance(b).key for b in (0, 10000, 10001, 30000, 30001, 10**9)] == [
-        "base", "base", "gold", "gold", "platinum", "platinum"
+        "base",
+        "base",
+        "gold",
+        "gold",
+        "platinum",
+        "platinum",
     ]
     assert base.points_to_next(1250) == 8751 and plat.points_to_next(50000) is None
     assert len({t.background_color for t in coffee.tiers}) == 3

@@ -39,18 +39,37 @@ MUTATIONS = [
     ("formatVersion string", lambda p: p.update(formatVersion="1"), "formatVersion"),
     ("no style", lambda p: p.pop("storeCard"), "style key"),
     ("two styles", lambda p: p.update(generic={}), "style key"),
-    ("4 header fields", lambda p: sc(p)["headerFields"].extend(
-        [{"key": f"h{i}", "value": i} for i in range(2)]), "headerFields has 4"),
+    (
+        "4 header fields",
+        lambda p: sc(p)["headerFields"].extend([{"key": f"h{i}", "value": i} for i in range(2)]),
+        "headerFields has 4",
+    ),
     ("2 primary fields", lambda p: sc(p)["primaryFields"].append({"key": "p2", "value": "x"}), "primaryFields has 2"),
-    ("5 secondary+auxiliary", lambda p: sc(p)["auxiliaryFields"].append({"key": "a3", "value": "x"}), "at most 4 combined"),
-    ("5 secondary", lambda p: sc(p).update(secondaryFields=[{"key": f"s{i}", "value": 1} for i in range(5)]), "secondaryFields has 5"),
+    (
+        "5 secondary+auxiliary",
+        lambda p: sc(p)["auxiliaryFields"].append({"key": "a3", "value": "x"}),
+        "at most 4 combined",
+    ),
+    (
+        "5 secondary",
+        lambda p: sc(p).update(secondaryFields=[{"key": f"s{i}", "value": 1} for i in range(5)]),
+        "secondaryFields has 5",
+    ),
     ("duplicate key", lambda p: sc(p)["backFields"].append({"key": "balance", "value": 1}), "more than once"),
     ("field without key", lambda p: sc(p)["backFields"].append({"value": 1}), "non-empty string key"),
     ("field without value", lambda p: sc(p)["backFields"].append({"key": "nv"}), "needs a value"),
     ("field value object", lambda p: sc(p)["backFields"].append({"key": "nv", "value": {"a": 1}}), "needs a value"),
     ("changeMessage without %@", lambda p: field(p, "last_operation").update(changeMessage="Changed"), "%@"),
-    ("changeMessage key missing %@ text", lambda p: field(p, "balance").update(changeMessage="label.balance"), "lacks %@"),
-    ("textAlignment on primary", lambda p: field(p, "tier").update(textAlignment="PKTextAlignmentLeft"), "textAlignment"),
+    (
+        "changeMessage key missing %@ text",
+        lambda p: field(p, "balance").update(changeMessage="label.balance"),
+        "lacks %@",
+    ),
+    (
+        "textAlignment on primary",
+        lambda p: field(p, "tier").update(textAlignment="PKTextAlignmentLeft"),
+        "textAlignment",
+    ),
     ("dataDetectorTypes on front", lambda p: field(p, "balance").update(dataDetectorTypes=[]), "dataDetectorTypes"),
     ("numberStyle on text", lambda p: field(p, "member").update(numberStyle="PKNumberStyleDecimal"), "numeric value"),
     ("unknown numberStyle", lambda p: field(p, "balance").update(numberStyle="Fancy"), "numberStyle"),
@@ -110,9 +129,11 @@ def files(factory, make_card) -> dict[str, bytes]:
     return unzip(factory.render(make_card()).data)
 
 
-def rehash(files: dict[str, bytes]) -> None:
+def rehash(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Rewrite the manifest for `files` in place; returns `files` so a mutation lambda can end with it."""
     manifest = {n: hashlib.sha1(d).hexdigest() for n, d in files.items() if n not in ("manifest.json", "signature")}
     files["manifest.json"] = json.dumps(manifest).encode()
+    return files
 
 
 def test_good_package(files) -> None:
@@ -126,13 +147,32 @@ PACKAGE_MUTATIONS = [
     ("manifest lists absent file", lambda f: f.pop("logo.png"), "not in the pass"),
     ("wrong hash", lambda f: f.update({"pass.json": f["pass.json"] + b" "}), "wrong SHA-1"),
     ("junk file", lambda f: (f.update({".DS_Store": b"x"}), rehash(f)), ".DS_Store"),
-    ("utf-8 strings", lambda f: (f.update({"en.lproj/pass.strings": f["en.lproj/pass.strings"].decode("utf-16").encode()}), rehash(f)), "UTF-16"),
-    ("different key sets", lambda f: (f.update({"en.lproj/pass.strings": format_strings({"a.b": "c"})}), rehash(f)), "differ in keys"),
-    ("key used but undefined", lambda f: (
-        f.update({"pass.json": f["pass.json"].replace(b'"label.member"', b'"label.nickname"')}), rehash(f)), "label.nickname"),
+    (
+        "utf-8 strings",
+        lambda f: (
+            f.update({"en.lproj/pass.strings": f["en.lproj/pass.strings"].decode("utf-16").encode()}),
+            rehash(f),
+        ),
+        "UTF-16",
+    ),
+    (
+        "different key sets",
+        lambda f: (f.update({"en.lproj/pass.strings": format_strings({"a.b": "c"})}), rehash(f)),
+        "differ in keys",
+    ),
+    (
+        "key used but undefined",
+        lambda f: (f.update({"pass.json": f["pass.json"].replace(b'"label.member"', b'"label.nickname"')}), rehash(f)),
+        "label.nickname",
+    ),
     ("broken pass.json", lambda f: (f.update({"pass.json": b"{"}), rehash(f)), "not UTF-8 JSON"),
-    ("manifest lists signature", lambda f: f.update({"manifest.json": json.dumps(
-        {**json.loads(f["manifest.json"]), "signature": "0" * 40}).encode()}), "must not list signature"),
+    (
+        "manifest lists signature",
+        lambda f: f.update(
+            {"manifest.json": json.dumps({**json.loads(f["manifest.json"]), "signature": "0" * 40}).encode()}
+        ),
+        "must not list signature",
+    ),
 ]
 
 

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
     env.update({"WALLET_CERTS_DIR": str(tmp / "certs"), "WALLET_DATABASE_URL": f"sqlite:///{tmp / 'w.db'}"})
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_commands(tmp_path: Path):

@@ -12,7 +12,13 @@ from web.links import link_valid, sign_link
 
 def test_defaults_in_dev():
     s = load_settings({}, dotenv=None)
-    assert (s.env, s.host, s.port, s.database_url, s.push_dry_run) == ("dev", "127.0.0.1", 8000, "sqlite:///var/wallet.db", True)
+    assert (s.env, s.host, s.port, s.database_url, s.push_dry_run) == (
+        "dev",
+        "127.0.0.1",
+        8000,
+        "sqlite:///var/wallet.db",
+        True,
+    )
     assert s.web_service_url == "http://127.0.0.1:8000/passkit"
 
 
@@ -24,15 +30,18 @@ def test_prod_names_every_missing_item():
         assert name in text
 
 
-@pytest.mark.parametrize("env, fragment", [
-    ({"PORT": "99999"}, "PORT"),
-    ({"WALLET_DATABASE_URL": "mysql://x"}, "WALLET_DATABASE_URL"),
-    ({"WALLET_API_KEYS": "root:abcdefghijklmnopq"}, "role"),
-    ({"WALLET_API_KEYS": "issuer:short"}, "16"),
-    ({"WALLET_PUSH_DRY_RUN": "maybe"}, "WALLET_PUSH_DRY_RUN"),
-    ({"WALLET_TEAM_ID": "lower"}, "WALLET_TEAM_ID"),
-    ({"WALLET_APNS_ENDPOINT": "http://127.0.0.1:1"}, "https"),
-])
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"PORT": "99999"}, "PORT"),
+        ({"WALLET_DATABASE_URL": "mysql://x"}, "WALLET_DATABASE_URL"),
+        ({"WALLET_API_KEYS": "root:abcdefghijklmnopq"}, "role"),
+        ({"WALLET_API_KEYS": "issuer:short"}, "16"),
+        ({"WALLET_PUSH_DRY_RUN": "maybe"}, "WALLET_PUSH_DRY_RUN"),
+        ({"WALLET_TEAM_ID": "lower"}, "WALLET_TEAM_ID"),
+        ({"WALLET_APNS_ENDPOINT": "http://127.0.0.1:1"}, "https"),
+    ],
+)
 def test_bad_values(env, fragment):
     with pytest.raises(ConfigError) as info:
         load_settings(env, dotenv=None)

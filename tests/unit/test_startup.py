@@ -29,10 +29,15 @@ def test_dev_creates_pki_and_secrets_once(tmp_path: Path):
 
 
 def prod_env(certs: Path) -> dict[str, str]:
-    return {"WALLET_ENV": "prod", "WALLET_PUBLIC_URL": "https://wallet.example.com",
-            "WALLET_PASS_TYPE_ID": "pass.com.example.coffee", "WALLET_TEAM_ID": "ABCDE12345",
-            "WALLET_API_KEYS": "issuer:" + "k" * 20, "WALLET_LEDGER_SECRET": "s" * 20,
-            "WALLET_CERTS_DIR": str(certs)}
+    return {
+        "WALLET_ENV": "prod",
+        "WALLET_PUBLIC_URL": "https://wallet.example.com",
+        "WALLET_PASS_TYPE_ID": "pass.com.example.coffee",
+        "WALLET_TEAM_ID": "ABCDE12345",
+        "WALLET_API_KEYS": "issuer:" + "k" * 20,
+        "WALLET_LEDGER_SECRET": "s" * 20,
+        "WALLET_CERTS_DIR": str(certs),
+    }
 
 
 def test_prod_refuses_without_certificates(tmp_path: Path):
