@@ -7,12 +7,12 @@
    each, IN_FLIGHT at a time, certificate auth with the dev pass cert + WWDR:
    (a) raw aioapns: the library as shipped, one pooled `APNs` client, `send_notification` with
        a `NotificationRequest` per push; only its host and port are pointed at the fake (the
-       two class attributes push/apns.py also replaces), nothing else of ours;
-   (b) our sender alone: push/apns.py's ApnsSender (aioapns driven with h2 tuned, batched
+       two class attributes push/channels/apns/_aioapns.py also replaces), nothing else of ours;
+   (b) our sender alone: push/channels/apns/sender.py's ApnsChannel (aioapns driven with h2 tuned, batched
        writes, a timeout per push, results mapped), no store, no worker;
    (c) ours: N cards, registrations and ledger events put into a SQLite store the way the
        service does it (create_card, register_device, apply_ledger_events fills the outbox),
-       then a Worker with the knobs push/runner.py gives it and a fresh ApnsSender, its
+       then a Worker with the knobs service/push.py gives it and a fresh ApnsChannel, its
        `run_forever` (the loop the service runs) until every entry is committed; timed from
        the start to the last batch committed.
    ROUNDS rounds, each side once per round, the order mirrored every other round (A B C, then
@@ -71,9 +71,11 @@ from ledger.signature import sign
 from cards.model import Card, Member
 from cards.numbers import new_auth_token, new_card_number, new_serial
 from passes.apple.pki import ensure_dev_pki, issue_server_cert
-from push.apns import ApnsSender
-from push.runner import client_cert_pem
-from push.worker import Worker
+from push.channels.apns.sender import ApnsChannel
+from push.channels.base import Channels
+from push.messages import PassUpdate, entry
+from push.worker import APPLE, Worker
+from service.push import client_cert_pem
 from store.factory import open_store
 from store.port import Store
 from tests.web.apns_thread import ThreadedApns
@@ -100,7 +102,7 @@ class Pki:
     ca: Path
     server_cert: Path
     server_key: Path
-    client_pem: bytes  # pass cert + WWDR + key, as push/runner.py hands it to ApnsSender
+    client_pem: bytes  # pass cert + WWDR + key, as service/push.py hands it to ApnsChannel
 
 
 def _make_pki(tmp: Path) -> Pki:
@@ -168,8 +170,8 @@ def _token() -> str:
     return secrets.token_hex(32)
 
 
-def _sender(url: str, pki: Pki) -> ApnsSender:
-    return ApnsSender(PASS_TYPE_ID, endpoint=url, client_cert_pem=pki.client_pem, ca_file=str(pki.ca))
+def _sender(url: str, pki: Pki) -> ApnsChannel:
+    return ApnsChannel(PASS_TYPE_ID, endpoint=url, client_cert_pem=pki.client_pem, ca_file=str(pki.ca))
 
 
 async def _lanes(n: int, send: Callable[[str], Awaitable[str]]) -> tuple[float, float, Counter[str]]:
@@ -220,7 +222,7 @@ async def _sender_alone(url: str, pki: Pki, n: int) -> Rate:
     try:
         elapsed, cpu, outcomes = await _lanes(n, send)
     finally:
-        await sender.close()
+        await sender.aclose()
     return Rate(outcomes["ok"], elapsed, cpu, dict(outcomes))
 
 
@@ -239,6 +241,10 @@ async def _seed(store: Store, n: int, now: float) -> list[tuple[str, str]]:
     return seeded
 
 
+def _fanout(card: Card) -> list[Any]:
+    return [entry(PassUpdate(PASS_TYPE_ID, card.serial))]
+
+
 async def _seed_outbox(db: Path, n: int) -> None:
     """A store file with n cards, a device each, and one ledger event per card: n pushes due."""
     store = await open_store(f"sqlite:///{db}")
@@ -248,7 +254,7 @@ async def _seed_outbox(db: Path, n: int) -> None:
         for start in range(0, n, 100):  # posts of 100 events, as a ledger backend sends them
             events = [LedgerEvent(id=f"ev-{number}-1", version=1, balance=100, card=number)
                       for number, _ in cards[start:start + 100]]
-            await store.apply_ledger_events(events, now)
+            await store.apply_ledger_events(events, now, _fanout)
         queued = await store.outbox_size()
         if queued != n:
             print(f"  warning: outbox holds {queued} entries, expected {n}")
@@ -266,8 +272,8 @@ class _TimedWorker(Worker):
         self.finished = asyncio.Event()
         self.finished_at = 0.0
 
-    async def _complete(self, batch: Any) -> None:
-        await super()._complete(batch)
+    async def _commit(self, batch: Any) -> None:
+        await super()._commit(batch)
         if self.counters["delivered"] + self.counters["skipped"] >= self.expected and not self.finished.is_set():
             self.finished_at = time.perf_counter()
             self.finished.set()
@@ -275,8 +281,8 @@ class _TimedWorker(Worker):
 
 async def _ours(url: str, pki: Pki, db: Path, n: int) -> Rate:
     store = await open_store(f"sqlite:///{db}")
-    # The knobs push/runner.py build_worker uses (batch, concurrency: Worker defaults).
-    worker = _TimedWorker(store, apns={PASS_TYPE_ID: _sender(url, pki)}, consumer="bench-push",
+    # The knobs service/push.py build_worker uses (batch, concurrency: Worker defaults).
+    worker = _TimedWorker(store, channels=Channels({(APPLE, PASS_TYPE_ID): _sender(url, pki)}), consumer="bench-push",
                           lease_seconds=30.0, expected=n)
     try:
         stop = asyncio.Event()

@@ -51,11 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from push.runner import run_standalone_worker
+    from service.push import run_standalone_worker
 
     configure_logging()
     prepared = prepare_or_exit()
-    return asyncio.run(run_standalone_worker(prepared))
+    return asyncio.run(run_standalone_worker(prepared.settings))
 
 
 def cmd_pki(args: argparse.Namespace) -> int:
@@ -124,9 +124,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_test_push(args: argparse.Namespace) -> int:
-    from push.runner import send_test_push
+    from service.push import send_test_push
 
-    return asyncio.run(send_test_push(prepare_or_exit(), args.token))
+    settings = prepare_or_exit().settings
+    result = asyncio.run(send_test_push(settings, args.token))
+    print(f"push {'recorded (dry run)' if settings.push_dry_run else 'sent'}: {result.status}"
+          + (f" ({result.reason})" if result.reason else ""))
+    return 0 if result.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ class Outcome(str, Enum):  # noqa: UP042  # StrEnum would change str() of a memb
     DUPLICATE = "duplicate"
     STALE = "stale"
     UNKNOWN = "unknown"
+    INVALID = "invalid"  # well-formed, but breaks a rule of the card's program (ledger/plan.py)
 
 
 @dataclass(frozen=True)

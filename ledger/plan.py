@@ -27,6 +27,12 @@ class CardChange:
 class BatchPlan:
     outcomes: list[tuple[str, Outcome]]
     changes: dict[str, CardChange]  # by card number, in first-change order
+    errors: dict[int, str] = field(default_factory=dict)  # position in the batch -> why INVALID
+
+
+# A rule an event must meet against the card it addresses: None when met, else why not.
+# Cards never change program, so a per-program rule needs no read beyond the plan's own.
+EventCheck = Callable[[LedgerEvent, Card], "str | None"]
 
 
 def card_key(event: LedgerEvent, number_by_account: Mapping[str, str]) -> str | None:
@@ -45,17 +51,26 @@ def plan_batch(
     seen_ids: set[str],
     next_tag: Callable[[], int],
     now: float,
+    check: EventCheck | None = None,
 ) -> BatchPlan:
     """Classify and apply `events` in order. `seen_ids` is extended with the ids accepted here,
     so an id repeated within the batch is a duplicate; `next_tag` hands out one tag per
-    accepted event (an adapter that assigns tags at commit time may return a placeholder)."""
+    accepted event (an adapter that assigns tags at commit time may return a placeholder).
+    An event that would be accepted but fails `check` is INVALID, with the reason in `errors`."""
     state = dict(cards)
     outcomes: list[tuple[str, Outcome]] = []
     changes: dict[str, CardChange] = {}
-    for event in events:
+    errors: dict[int, str] = {}
+    for index, event in enumerate(events):
         number = card_key(event, number_by_account)
         card = state.get(number) if number is not None else None
         outcome = classify(event, card, event.id in seen_ids)
+        if outcome is Outcome.ACCEPTED and check is not None:
+            assert card is not None
+            problem = check(event, card)
+            if problem is not None:
+                outcome = Outcome.INVALID
+                errors[index] = problem
         outcomes.append((event.id, outcome))
         if outcome is not Outcome.ACCEPTED:
             continue
@@ -68,4 +83,4 @@ def plan_batch(
             change = changes[number] = CardChange(base_version=card.version, card=updated)
         change.card = updated
         change.event_ids.append(event.id)
-    return BatchPlan(outcomes=outcomes, changes=changes)
+    return BatchPlan(outcomes=outcomes, changes=changes, errors=errors)

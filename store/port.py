@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ledger.decide import LedgerEvent, Outcome
+from ledger.plan import EventCheck
 from cards.model import Card
 
 
@@ -18,10 +20,54 @@ class CardConflict(StoreError):
     """A card number or serial is taken, or the account already has a card in another program."""
 
 
-# (device_id, pass_type_id, serial): one device's registration for one pass
-PushKey = tuple[str, str, str]
-# (outbox entry id, device_id, pass_type_id, serial, tag pushed or 0)
-DeliveredPush = tuple[str, str, str, str, int]
+# (pass_type_id, serial): one pass, as a pass-update entry names it
+PassKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """Outbox work to add: its kind, its flat string fields (kept and returned as they are),
+    and an optional coalescing key: while an entry with the same key waits unclaimed, adding
+    another is a no-op. The store never looks inside `fields`."""
+
+    kind: str
+    fields: Mapping[str, str]
+    coalesce_key: str | None = None
+
+
+# The outbox entries a ledger commit adds for one changed card (its final state).
+Fanout = Callable[[Card], Sequence[NewEntry]]
+
+
+def no_fanout(card: Card) -> Sequence[NewEntry]:
+    return ()
+
+
+@dataclass(frozen=True)
+class DeviceTarget:
+    """One device registered for a pass, as the worker needs it at delivery."""
+
+    device_id: str
+    push_token: str
+    pushed_tag: int  # the tag last pushed to this device for this pass, 0 if none
+
+
+@dataclass(frozen=True)
+class PassTargets:
+    """A pass at delivery time: its current tag (0 when no card has the serial) and devices."""
+
+    tag: int
+    devices: tuple[DeviceTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class PushMark:
+    """`tag` was pushed to the device for the pass (kept at the maximum)."""
+
+    device_id: str
+    pass_type_id: str
+    serial: str
+    tag: int
 
 
 @dataclass(frozen=True)
@@ -35,20 +81,22 @@ class Registration:
 
 @dataclass(frozen=True)
 class LedgerResult:
-    """Outcomes in input order, and the final state of every card an accepted event changed."""
+    """Outcomes in input order, the final state of every card an accepted event changed, and
+    for each INVALID outcome (by position) why."""
 
     outcomes: list[tuple[str, Outcome]]
     changed: list[Card] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """A unit of delivery work. Kinds: `apns_pass` (payload: device_id, pass_type_id, serial, tag),
-    `fcm_alert` / `apns_alert` (payload: token, card, title, body, data)."""
+    """A claimed unit of delivery work: the kind and fields it was enqueued with
+    (push/messages.py gives them meaning)."""
 
     id: str
     kind: str
-    payload: dict[str, Any]
+    fields: dict[str, str]
     attempts: int = 0
     enqueued_at: float = 0.0
 
@@ -102,13 +150,16 @@ class Store(abc.ABC):
 
     # -- ledger ----------------------------------------------------------------------------
     @abc.abstractmethod
-    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+    async def apply_ledger_events(
+        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+    ) -> LedgerResult:
         """For each event in order: classify (ledger.decide.classify) against the stored card
         (by `card` number or `account`) and the set of already accepted ids; for an accepted
         one, in the same atomic commit: the new card state (ledger.decide.apply_event) with a
-        new tag from the store-side counter, the event id recorded, and one `apns_pass` outbox
-        entry per registered device of the card's serial, coalesced: while an entry for the
-        same (device, pass type, serial) waits unclaimed, no second one is added."""
+        new tag from the store-side counter, the event id recorded, and the entries
+        `fanout(card)` names for each changed card's final state, coalesced as `enqueue` does.
+        `fanout` must not depend on the card's tag (an adapter may assign tags at commit).
+        An event that fails `check` against its card is INVALID (ledger.plan.plan_batch)."""
 
     # -- PassKit registrations -------------------------------------------------------------
     @abc.abstractmethod
@@ -167,8 +218,9 @@ class Store(abc.ABC):
 
     # -- outbox ----------------------------------------------------------------------------
     @abc.abstractmethod
-    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
-        """Add one outbox entry outside a ledger commit (test pushes, alerts); returns its id."""
+    async def enqueue(self, entries: Sequence[NewEntry], now: float) -> list[str]:
+        """Add entries outside a ledger commit, due now, in one atomic step; returns their ids
+        (for an entry coalesced into one already waiting, that one's id)."""
 
     @abc.abstractmethod
     async def claim_outbox(
@@ -179,7 +231,7 @@ class Store(abc.ABC):
         ends coalescing for that entry (a later change enqueues a new one)."""
 
     @abc.abstractmethod
-    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+    async def ack_outbox(self, entry_ids: list[str]) -> None:
         """Delivered (or nothing left to do): remove for good."""
 
     @abc.abstractmethod
@@ -206,18 +258,17 @@ class Store(abc.ABC):
 
     # -- batched push bookkeeping (the worker's hot path: one store trip per claimed batch) ----
     @abc.abstractmethod
-    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
-        """For each (device_id, pass_type_id, serial): (the registration's current push token,
-        or None when not registered; the tag last pushed, or 0). One consistent read."""
+    async def pass_targets(self, keys: Sequence[PassKey]) -> dict[PassKey, PassTargets]:
+        """For each (pass_type_id, serial): the pass's current tag and the devices registered
+        for it with their push tokens and last pushed tags. One consistent read."""
 
     @abc.abstractmethod
     async def complete_pushes(
-        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+        self, marks: Sequence[PushMark], acks: Sequence[str], journal: list[dict[str, Any]], now: float, keep: int
     ) -> None:
-        """In one atomic step: for each (entry_id, device_id, pass_type_id, serial, tag) mark the
-        tag pushed (kept at the maximum, as mark_pushed; a tag of 0 marks nothing) and acknowledge
-        the entry (as ack_outbox); append `journal` in order (each with `at` = now unless it has
-        one, as record_push), keeping the newest `keep`."""
+        """In one atomic step: mark each tag pushed (kept at the maximum, as mark_pushed; a tag
+        of 0 marks nothing), acknowledge the entries (as ack_outbox), and append `journal` in
+        order (each with `at` = now unless it has one, as record_push), keeping the newest `keep`."""
 
     # -- push journal (dry run and delivery record, bounded) ---------------------------------
     @abc.abstractmethod

@@ -8,10 +8,11 @@ Key layout (all under `prefix`):
   ledger:ids               set of accepted ledger event ids
   regs:<serial>            hash: registration field -> registration JSON
   devregs:<field>          set of serials a device registered for one pass type
-  pending:<serial><field>  "<entry id> <tag>" while an apns_pass entry waits unclaimed
-  outbox                   stream, consumer group "workers"; outbox:delayed zset of retries by due time
+  pending:<coalesce key>   id of the entry waiting unclaimed under that key
+  outbox                   stream, consumer group "workers"; outbox:delayed zset of retries by due time;
+                           an entry's fields: kind, attempts, enqueued_at, ck, and its own as f:<name>
   dead, devlogs, pushes    lists, newest first
-  pushed                   hash: [device, pass type, serial] -> last pushed tag
+  pushed:<serial>          hash: registration field -> last pushed tag
   apptok, cardtoks:<card>  app tokens and each card's set of them
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
@@ -25,8 +26,9 @@ times are compared with the `now` the callers pass.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,21 +37,26 @@ from redis.exceptions import RedisError, ResponseError
 from ledger.decide import LedgerEvent, Outcome
 from cards.model import Card
 from store import redis_scripts as lua
-from ledger.plan import card_key, plan_batch
+from ledger.plan import EventCheck, card_key, plan_batch
 from store.port import (
     AppToken,
     CardConflict,
     DeadLetter,
+    DeviceTarget,
+    Fanout,
     LedgerResult,
-    DeliveredPush,
+    NewEntry,
     OutboxEntry,
-    PushKey,
+    PassKey,
+    PassTargets,
+    PushMark,
     Registration,
     Store,
     StoreError,
+    no_fanout,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GROUP = "workers"
 # Compare-and-set rounds for one ledger batch before giving up; each round commits every card
 # nobody else changed meanwhile, so contention on one card is what it takes to need many.
@@ -62,6 +69,19 @@ _dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_as
 
 def _reg_field(device_id: str, pass_type_id: str) -> str:
     return _dumps([device_id, pass_type_id])
+
+
+def _entry_json(entry: NewEntry) -> list[Any]:
+    return [entry.kind, entry.coalesce_key or "", [part for item in entry.fields.items() for part in item]]
+
+
+def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
+    values = dict(zip(flat[::2], flat[1::2]))
+    fields = {name[2:]: value for name, value in values.items() if name.startswith("f:")}
+    return OutboxEntry(
+        id=entry_id, kind=values["kind"], fields=fields,
+        attempts=int(values["attempts"]), enqueued_at=float(values["enqueued_at"]),
+    )
 
 
 def _card_from_hash(values: dict[str, str]) -> Card | None:
@@ -103,7 +123,7 @@ class RedisStore(Store):
         client = aioredis.from_url(self.url, decode_responses=True, **self._client_options)
         try:
             for name in (
-                "CREATE_CARD", "APPLY_LEDGER", "CLAIM_OUTBOX", "RETRY_OUTBOX", "DEAD_LETTER",
+                "CREATE_CARD", "APPLY_LEDGER", "ENQUEUE", "CLAIM_OUTBOX", "RETRY_OUTBOX", "DEAD_LETTER",
                 "REMOVE_STALE_REGISTRATION", "SERIALS_WITH_TAGS", "ADD_APP_TOKEN", "DELETE_APP_TOKEN",
                 "APP_TOKENS", "MARK_PUSHED", "COMPLETE_PUSHES",
             ):
@@ -125,6 +145,47 @@ class RedisStore(Store):
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        if version < 2:
+            await self._migrate_to_typed_outbox(client)
+            await client.set(self._key("schema"), 2)
+
+    async def _migrate_to_typed_outbox(self, client: aioredis.Redis) -> None:
+        """Schema 1 -> 2: per-device `apns_pass` entries become one `pass_update` per pass, and
+        pushed tags move from one hash to one per serial. Run by whichever process opens the
+        store first after the upgrade; a lost race only re-pushes a pass (tags dedupe devices)."""
+        stream = self._key("outbox")
+        async for field, tag in client.hscan_iter(self._key("pushed")):
+            try:
+                device, pass_type, serial = json.loads(field)
+            except ValueError:
+                continue
+            await self._script("MARK_PUSHED", serial, _reg_field(device, pass_type), str(tag))
+        await client.delete(self._key("pushed"))
+        passes: set[tuple[str, str]] = set()
+        for entry_id, values in await client.xrange(stream):
+            if values.get("kind") != "apns_pass":
+                continue
+            payload = json.loads(values.get("payload") or "{}")
+            passes.add((str(payload.get("pass_type_id")), str(payload.get("serial"))))
+            await client.xack(stream, GROUP, entry_id)
+            await client.xdel(stream, entry_id)
+        for member in await client.zrange(self._key("outbox:delayed"), 0, -1):
+            old = json.loads(member)
+            if old.get("kind") == "apns_pass":
+                payload = json.loads(old.get("payload") or "{}")
+                passes.add((str(payload.get("pass_type_id")), str(payload.get("serial"))))
+                await client.zrem(self._key("outbox:delayed"), member)
+        # Schema 1's markers ("<entry id> <tag>" under pending:<serial><field>) are never read again.
+        stale = [key async for key in client.scan_iter(match=self._key("pending:*"), count=500)]
+        for start in range(0, len(stale), 500):
+            await client.delete(*stale[start:start + 500])
+        # The message shape of push/messages.PassUpdate, written out: the store may not import push/.
+        entries = [
+            NewEntry("pass_update", {"pass_type_id": p, "serial": s}, _dumps(["pass_update", p, s]))
+            for p, s in sorted(passes)
+        ]
+        if entries:
+            await self._script("ENQUEUE", repr(time.time()), _dumps([_entry_json(e) for e in entries]))
 
     async def close(self) -> None:
         if self._client is not None:
@@ -169,21 +230,27 @@ class RedisStore(Store):
         return await self.get_card(number) if number is not None else None
 
     # -- ledger ------------------------------------------------------------------------------
-    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+    async def apply_ledger_events(
+        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+    ) -> LedgerResult:
         """Plan in Python with ledger.decide against a snapshot, commit with one script that
         checks each card's version and ids are unchanged (compare-and-set) and assigns tags;
         the events of cards that changed meanwhile are re-read and re-planned."""
         if not events:
             return LedgerResult(outcomes=[])
         outcomes: list[tuple[str, Outcome] | None] = [None] * len(events)
+        errors: dict[int, str] = {}
         changed: dict[str, Card] = {}
         pending = list(range(len(events)))
         for _ in range(_MAX_LEDGER_ROUNDS):
             batch = [events[i] for i in pending]
             cards, number_by_account, seen = await self._snapshot(batch)
-            plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now)
-            for index, outcome in zip(pending, plan.outcomes):
+            plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now, check)
+            for position, (index, outcome) in enumerate(zip(pending, plan.outcomes)):
                 outcomes[index] = outcome
+                errors.pop(index, None)
+                if position in plan.errors:
+                    errors[index] = plan.errors[position]
             if not plan.changes:
                 break
             groups = [
@@ -194,6 +261,7 @@ class RedisStore(Store):
                     "v": str(change.card.version),
                     "d": _dumps(change.card.to_dict()),
                     "ids": change.event_ids,
+                    "e": [_entry_json(entry) for entry in fanout(change.card)],
                 }
                 for number, change in plan.changes.items()
             ]
@@ -209,7 +277,9 @@ class RedisStore(Store):
             pending = [i for i, event in zip(pending, batch) if card_key(event, number_by_account) in lost]
         else:
             raise StoreError("ledger batch kept conflicting with concurrent writers")
-        return LedgerResult(outcomes=[o for o in outcomes if o is not None], changed=list(changed.values()))
+        return LedgerResult(
+            outcomes=[o for o in outcomes if o is not None], changed=list(changed.values()), errors=errors
+        )
 
     async def _snapshot(self, events: list[LedgerEvent]) -> tuple[dict[str, Card], dict[str, str], set[str]]:
         """The cards and already accepted ids `events` refer to (two round trips at most)."""
@@ -332,11 +402,10 @@ class RedisStore(Store):
         await self._script("DELETE_APP_TOKEN", token)
 
     # -- outbox --------------------------------------------------------------------------------
-    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
-        return await self.client.xadd(
-            self._key("outbox"),
-            {"kind": kind, "payload": _dumps(payload), "attempts": "0", "enqueued_at": repr(now)},
-        )
+    async def enqueue(self, entries: Sequence[NewEntry], now: float) -> list[str]:
+        if not entries:
+            return []
+        return list(await self._script("ENQUEUE", repr(now), _dumps([_entry_json(e) for e in entries])))
 
     async def claim_outbox(
         self, consumer: str, limit: int, lease_seconds: float, now: float
@@ -346,19 +415,9 @@ class RedisStore(Store):
         rows = await self._script(
             "CLAIM_OUTBOX", GROUP, consumer, str(limit), str(max(int(lease_seconds * 1000), 0)), repr(now)
         )
-        entries = []
-        for entry_id, flat, tag in rows:
-            fields = dict(zip(flat[::2], flat[1::2]))
-            payload = json.loads(fields["payload"])
-            if tag:  # later changes coalesced into this entry advanced its tag
-                payload["tag"] = int(tag)
-            entries.append(OutboxEntry(
-                id=entry_id, kind=fields["kind"], payload=payload,
-                attempts=int(fields["attempts"]), enqueued_at=float(fields["enqueued_at"]),
-            ))
-        return entries
+        return [_outbox_entry(entry_id, flat) for entry_id, flat in rows]
 
-    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+    async def ack_outbox(self, entry_ids: list[str]) -> None:
         # Whoever holds the lease now, a delivered entry is done: no owner check.
         if not entry_ids:
             return
@@ -371,7 +430,8 @@ class RedisStore(Store):
     async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
         # The entry comes back under a new stream id once due; the uid keeps zset members distinct.
         member = _dumps({
-            "uid": uuid.uuid4().hex, "kind": entry.kind, "payload": _dumps(entry.payload),
+            "uid": uuid.uuid4().hex, "kind": entry.kind,
+            "fields": [part for item in entry.fields.items() for part in item],
             "attempts": str(entry.attempts + 1), "enqueued_at": repr(entry.enqueued_at),
         })
         await self._script("RETRY_OUTBOX", GROUP, entry.id, member, repr(now + delay_seconds))
@@ -380,7 +440,7 @@ class RedisStore(Store):
         """Moves the entry when it is still in the outbox (an entry already acknowledged or
         dead-lettered elsewhere is not recorded twice)."""
         record = _dumps({
-            "entry": {"id": entry.id, "kind": entry.kind, "payload": entry.payload,
+            "entry": {"id": entry.id, "kind": entry.kind, "fields": entry.fields,
                       "attempts": entry.attempts, "enqueued_at": entry.enqueued_at},
             "error": error, "failed_at": now,
         })
@@ -388,7 +448,13 @@ class RedisStore(Store):
 
     async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
         return [
-            DeadLetter(entry=OutboxEntry(**row["entry"]), error=row["error"], failed_at=row["failed_at"])
+            DeadLetter(
+                entry=OutboxEntry(
+                    id=row["entry"]["id"], kind=row["entry"]["kind"], fields=row["entry"].get("fields") or {},
+                    attempts=row["entry"]["attempts"], enqueued_at=row["entry"]["enqueued_at"],
+                ),
+                error=row["error"], failed_at=row["failed_at"],
+            )
             for row in await self._newest(self._key("dead"), limit)
         ]
 
@@ -400,37 +466,45 @@ class RedisStore(Store):
         return int(in_stream) + int(delayed)
 
     async def last_pushed_tag(self, device_id: str, pass_type_id: str, serial: str) -> int:
-        value = await self.client.hget(self._key("pushed"), _dumps([device_id, pass_type_id, serial]))
+        value = await self.client.hget(self._key("pushed:", serial), _reg_field(device_id, pass_type_id))
         return int(value) if value is not None else 0
 
     async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
         # Kept at the maximum: a slow worker finishing an older push must not move it back.
-        await self._script("MARK_PUSHED", _dumps([device_id, pass_type_id, serial]), str(tag))
+        await self._script("MARK_PUSHED", serial, _reg_field(device_id, pass_type_id), str(tag))
 
     # -- batched push bookkeeping --------------------------------------------------------------
-    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
-        if not keys:
-            return {}
+    async def pass_targets(self, keys: Sequence[PassKey]) -> dict[PassKey, PassTargets]:
         unique = list(dict.fromkeys(keys))
-        # MULTI: tokens and tags read at one point in time, in one round trip.
+        if not unique:
+            return {}
+        # MULTI: tags, registrations and pushed tags read at one point in time, in one round trip.
         async with self.client.pipeline(transaction=True) as pipe:
-            for device, pass_type, serial in unique:
-                pipe.hget(self._key("regs:", serial), _reg_field(device, pass_type))
-            pipe.hmget(self._key("pushed"), [_dumps(list(key)) for key in unique])
-            *regs, tags = await pipe.execute()
-        return {
-            key: (json.loads(reg)["push_token"] if reg is not None else None, int(tag) if tag is not None else 0)
-            for key, reg, tag in zip(unique, regs, tags)
-        }
+            pipe.hmget(self._key("serialtag"), [serial for _, serial in unique])
+            for _, serial in unique:
+                pipe.hgetall(self._key("regs:", serial))
+                pipe.hgetall(self._key("pushed:", serial))
+            tags, *per_serial = await pipe.execute()
+        found: dict[PassKey, PassTargets] = {}
+        for index, (pass_type, serial) in enumerate(unique):
+            regs, pushed = per_serial[2 * index], per_serial[2 * index + 1]
+            devices = []
+            for field, value in regs.items():
+                data = json.loads(value)
+                if data["pass_type_id"] == pass_type:
+                    devices.append(DeviceTarget(data["device_id"], data["push_token"], int(pushed.get(field) or 0)))
+            devices.sort(key=lambda d: d.device_id)
+            found[(pass_type, serial)] = PassTargets(int(tags[index] or 0), tuple(devices))
+        return found
 
     async def complete_pushes(
-        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+        self, marks: Sequence[PushMark], acks: Sequence[str], journal: list[dict[str, Any]], now: float, keep: int
     ) -> None:
-        if not delivered and not journal:
+        if not marks and not acks and not journal:
             return
-        marks = [[_dumps([d, p, s]), str(tag)] for _, d, p, s, tag in delivered if tag > 0]
+        flat_marks = [[m.serial, _reg_field(m.device_id, m.pass_type_id), str(m.tag)] for m in marks if m.tag > 0]
         await self._script(
-            "COMPLETE_PUSHES", GROUP, str(keep), _dumps(marks), _dumps([entry[0] for entry in delivered]),
+            "COMPLETE_PUSHES", GROUP, str(keep), _dumps(flat_marks), _dumps(list(acks)),
             _dumps([_dumps({"at": now, **record}) for record in journal]),
         )
 

@@ -26,14 +26,48 @@ redis.call('HSET', p .. 'serialtag', ARGV[3], stag)
 return {'created', stag}
 """
 
-# ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...]}]
+# Adds one outbox entry: e = [kind, coalesce key or "", [field name, value, ...]]. With a key,
+# nothing is added while an entry under that key waits unclaimed (its pending marker holds the
+# entry id); returns the id added or found. Stream fields: kind, attempts, enqueued_at, ck
+# (the key), and the entry's own fields as "f:<name>".
+_ADD_ENTRY = """
+local function add_entry(p, stream, now, e)
+  local marker = nil
+  if e[2] ~= '' then
+    marker = p .. 'pending:' .. e[2]
+    local waiting = redis.call('GET', marker)
+    if waiting then return waiting end
+  end
+  local args = {'XADD', stream, '*', 'kind', e[1], 'attempts', '0', 'enqueued_at', now}
+  if marker then
+    args[#args + 1] = 'ck'
+    args[#args + 1] = e[2]
+  end
+  local fields = e[3]
+  for k = 1, #fields, 2 do
+    args[#args + 1] = 'f:' .. fields[k]
+    args[#args + 1] = fields[k + 1]
+  end
+  local id = redis.call(unpack(args))
+  if marker then redis.call('SET', marker, id) end
+  return id
+end
+"""
+
+# ARGV: prefix, now, entries json [e, ...] (as add_entry) -> {id, ...}
+ENQUEUE = _ADD_ENTRY + """
+local p, now = ARGV[1], ARGV[2]
+local out = {}
+for i, e in ipairs(cjson.decode(ARGV[3])) do out[i] = add_entry(p, p .. 'outbox', now, e) end
+return out
+"""
+
+# ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...],
+#   e: [entry, ...]}]
 # -> per group, the card's new tag, or 0 when the card or an id changed since the plan was
-# made (compare-and-set: the caller re-reads and re-plans that card's events).
-#
-# For every registration of a changed serial: if an entry for (device, pass type, serial)
-# still waits unclaimed (its pending marker exists), only the marker's tag moves; otherwise a
-# new `apns_pass` entry is added and the marker set to "<entry id> <tag>".
-APPLY_LEDGER = """
+# made (compare-and-set: the caller re-reads and re-plans that card's events). A committed
+# group's entries are added as add_entry does.
+APPLY_LEDGER = _ADD_ENTRY + """
 local p = ARGV[1]
 local now = ARGV[2]
 local groups = cjson.decode(ARGV[3])
@@ -56,23 +90,7 @@ for i, g in ipairs(groups) do
     redis.call('HSET', card_key, 'data', g.d, 'version', g.v, 'tag', stag)
     redis.call('HSET', p .. 'serialtag', g.s, stag)
     redis.call('SADD', ids_key, unpack(g.ids))
-    local regs = redis.call('HGETALL', p .. 'regs:' .. g.s)
-    local serial_json = cjson.encode(g.s)
-    for j = 1, #regs, 2 do
-      local marker = p .. 'pending:' .. serial_json .. regs[j]
-      local current = redis.call('GET', marker)
-      if current then
-        redis.call('SET', marker, string.match(current, '^(%S+)') .. ' ' .. stag)
-      else
-        local reg = cjson.decode(regs[j + 1])
-        local payload = '{"device_id":' .. cjson.encode(reg.device_id)
-          .. ',"pass_type_id":' .. cjson.encode(reg.pass_type_id)
-          .. ',"serial":' .. serial_json .. ',"tag":' .. stag .. '}'
-        local id = redis.call('XADD', stream, '*', 'kind', 'apns_pass', 'payload', payload,
-          'attempts', '0', 'enqueued_at', now, 'ckey', marker)
-        redis.call('SET', marker, id .. ' ' .. stag)
-      end
-    end
+    for _, e in ipairs(g.e) do add_entry(p, stream, now, e) end
     results[i] = tag
   end
 end
@@ -80,12 +98,11 @@ return results
 """
 
 # ARGV: prefix, group, consumer, limit, min idle ms (the lease), now
-# -> {{id, {field, value, ...}, tag override or ''}, ...}
+# -> {{id, {field, value, ...}}, ...}
 #
 # 1. delayed retries that are due go back into the stream;
 # 2. entries leased to a consumer that went quiet for longer than a lease are taken over;
-# 3. new entries are read; taking one ends its coalescing (its pending marker goes, and the
-#    marker's tag, which later changes may have advanced, is returned to the caller).
+# 3. new entries are read; taking one ends its coalescing (its pending marker goes).
 CLAIM_OUTBOX = """
 local p = ARGV[1]
 local group, consumer = ARGV[2], ARGV[3]
@@ -95,8 +112,12 @@ local delayed = p .. 'outbox:delayed'
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[6], 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
   local e = cjson.decode(member)
-  redis.call('XADD', stream, '*', 'kind', e.kind, 'payload', e.payload, 'attempts', e.attempts,
-    'enqueued_at', e.enqueued_at)
+  local args = {'XADD', stream, '*', 'kind', e.kind, 'attempts', e.attempts, 'enqueued_at', e.enqueued_at}
+  for k = 1, #e.fields, 2 do
+    args[#args + 1] = 'f:' .. e.fields[k]
+    args[#args + 1] = e.fields[k + 1]
+  end
+  redis.call(unpack(args))
   redis.call('ZREM', delayed, member)
 end
 local out = {}
@@ -105,7 +126,7 @@ repeat
   local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[5], cursor, 'COUNT', limit - #out)
   cursor = r[1]
   for _, e in ipairs(r[2]) do
-    if e then out[#out + 1] = {e[1], e[2], ''} end
+    if e then out[#out + 1] = {e[1], e[2]} end
   end
 until cursor == '0-0' or #out >= limit
 if #out < limit then
@@ -113,20 +134,13 @@ if #out < limit then
   if r then
     for _, e in ipairs(r[1][2]) do
       local fields = e[2]
-      local tag = ''
       for k = 1, #fields, 2 do
-        if fields[k] == 'ckey' then
-          local marker = redis.call('GET', fields[k + 1])
-          if marker then
-            local id, t = string.match(marker, '^(%S+) (%S+)$')
-            if id == e[1] then
-              redis.call('DEL', fields[k + 1])
-              tag = t
-            end
-          end
+        if fields[k] == 'ck' then
+          local marker = p .. 'pending:' .. fields[k + 1]
+          if redis.call('GET', marker) == e[1] then redis.call('DEL', marker) end
         end
       end
-      out[#out + 1] = {e[1], fields, tag}
+      out[#out + 1] = {e[1], fields}
     end
   end
 end
@@ -208,24 +222,24 @@ end
 return out
 """
 
-# ARGV: prefix, field, tag: keep the highest tag pushed
+# ARGV: prefix, serial, registration field, tag: keep the highest tag pushed
 MARK_PUSHED = """
-local key = ARGV[1] .. 'pushed'
-local current = redis.call('HGET', key, ARGV[2])
-if current == false or tonumber(ARGV[3]) > tonumber(current) then redis.call('HSET', key, ARGV[2], ARGV[3]) end
+local key = ARGV[1] .. 'pushed:' .. ARGV[2]
+local current = redis.call('HGET', key, ARGV[3])
+if current == false or tonumber(ARGV[4]) > tonumber(current) then redis.call('HSET', key, ARGV[3], ARGV[4]) end
 return 1
 """
 
-# ARGV: prefix, group, keep, marks json [[field, tag], ...], entry ids json, journal json [record json, ...]
+# ARGV: prefix, group, keep, marks json [[serial, field, tag], ...], entry ids json, journal json [record json, ...]
 # One worker batch: tags marked pushed (kept at the maximum, as MARK_PUSHED), entries acked
 # and deleted (as ack_outbox), journal records pushed newest first and the list trimmed once.
 COMPLETE_PUSHES = """
 local p = ARGV[1]
 local keep = tonumber(ARGV[3])
-local pushed = p .. 'pushed'
 for _, mark in ipairs(cjson.decode(ARGV[4])) do
-  local current = redis.call('HGET', pushed, mark[1])
-  if current == false or tonumber(mark[2]) > tonumber(current) then redis.call('HSET', pushed, mark[1], mark[2]) end
+  local pushed = p .. 'pushed:' .. mark[1]
+  local current = redis.call('HGET', pushed, mark[2])
+  if current == false or tonumber(mark[3]) > tonumber(current) then redis.call('HSET', pushed, mark[2], mark[3]) end
 end
 local stream = p .. 'outbox'
 local ids = cjson.decode(ARGV[5])

@@ -18,7 +18,7 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
@@ -28,18 +28,23 @@ import orjson
 
 from ledger.decide import LedgerEvent
 from cards.model import Card
-from ledger.plan import plan_batch
+from ledger.plan import EventCheck, plan_batch
 from store.port import (
     AppToken,
     CardConflict,
     DeadLetter,
+    DeviceTarget,
+    Fanout,
     LedgerResult,
-    DeliveredPush,
+    NewEntry,
     OutboxEntry,
-    PushKey,
+    PassKey,
+    PassTargets,
+    PushMark,
     Registration,
     Store,
     StoreError,
+    no_fanout,
 )
 from store.schema.sqlite import MIGRATIONS
 
@@ -53,13 +58,14 @@ _MARK_PUSHED = """
     ON CONFLICT DO UPDATE SET tag = MAX(tag, excluded.tag)
 """
 
-# Keys per push_targets statement: 3 parameters each, under SQLite's historic limit of 999.
-_TARGETS_CHUNK = 300
+# Keys per pass_targets statement: 2 parameters each, under SQLite's historic limit of 999.
+_TARGETS_CHUNK = 400
 
-_OUTBOX_UPSERT = """
+# A NULL coalesce_key never conflicts (UNIQUE allows many), so only coalescing entries merge.
+_OUTBOX_ADD = """
     INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)
-    VALUES ('apns_pass', ?, ?, ?, 0, ?)
-    ON CONFLICT (coalesce_key) DO UPDATE SET payload = excluded.payload
+    VALUES (?, ?, ?, ?, 0, ?)
+    ON CONFLICT (coalesce_key) DO NOTHING
 """
 
 
@@ -100,9 +106,13 @@ def _card_from_row(data: str) -> Card:
     return Card.from_dict(json.loads(data))
 
 
-def _coalesce_key(device_id: str, pass_type_id: str, serial: str) -> str:
-    # JSON keeps the three parts unambiguous whatever characters they contain.
-    return _dumps([device_id, pass_type_id, serial])
+def _entry_row(entry: NewEntry, now: float) -> tuple[str, str, str | None, float, float]:
+    return (entry.kind, _dumps(dict(entry.fields)), entry.coalesce_key, now, now)
+
+
+def _fields(data: str) -> dict[str, str]:
+    fields = _loads_payload(data)
+    return fields if isinstance(fields, dict) else {}
 
 
 class SqliteStore(Store):
@@ -255,14 +265,19 @@ class SqliteStore(Store):
         return _card_from_row(row[0]) if row is not None else None
 
     # -- ledger ------------------------------------------------------------------------------
-    async def apply_ledger_events(self, events: list[LedgerEvent], now: float) -> LedgerResult:
+    async def apply_ledger_events(
+        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+    ) -> LedgerResult:
         if not events:
             return LedgerResult(outcomes=[])
         # One hop to the thread and one transaction for the whole batch: per-event round
         # trips would cost more than the work itself.
-        return await self._write(self._apply_ledger_events, events, now)
+        return await self._write(self._apply_ledger_events, events, now, fanout, check)
 
-    def _apply_ledger_events(self, conn: sqlite3.Connection, events: list[LedgerEvent], now: float) -> LedgerResult:
+    def _apply_ledger_events(
+        self, conn: sqlite3.Connection, events: list[LedgerEvent], now: float, fanout: Fanout,
+        check: EventCheck | None,
+    ) -> LedgerResult:
         numbers = {e.card for e in events if e.card is not None}
         accounts = {e.account for e in events if e.card is None and e.account is not None}
         number_by_account: dict[str, str] = {}
@@ -292,10 +307,10 @@ class SqliteStore(Store):
             counter[0] += 1
             return counter[0]
 
-        plan = plan_batch(events, cards, number_by_account, seen, next_tag, now)
+        plan = plan_batch(events, cards, number_by_account, seen, next_tag, now, check)
         changed = [change.card for change in plan.changes.values()]
         if not changed:
-            return LedgerResult(outcomes=plan.outcomes)
+            return LedgerResult(outcomes=plan.outcomes, errors=plan.errors)
 
         conn.execute("UPDATE counters SET value = ? WHERE name = 'tag'", (counter[0],))
         conn.executemany(
@@ -306,26 +321,8 @@ class SqliteStore(Store):
             "INSERT INTO ledger_event_ids (id) VALUES (?)",
             [(event_id,) for change in plan.changes.values() for event_id in change.event_ids],
         )
-        tag_by_serial = {c.serial: c.tag for c in changed}
-        registrations = conn.execute(
-            "SELECT device_id, pass_type_id, serial FROM registrations"
-            " WHERE serial IN (SELECT value FROM json_each(?))",
-            (_dumps(sorted(tag_by_serial)),),
-        ).fetchall()
-        conn.executemany(
-            _OUTBOX_UPSERT,
-            [
-                (
-                    _dumps({"device_id": device, "pass_type_id": pass_type, "serial": serial,
-                            "tag": tag_by_serial[serial]}),
-                    _coalesce_key(device, pass_type, serial),
-                    now,
-                    now,
-                )
-                for device, pass_type, serial in registrations
-            ],
-        )
-        return LedgerResult(outcomes=plan.outcomes, changed=changed)
+        conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for card in changed for entry in fanout(card)])
+        return LedgerResult(outcomes=plan.outcomes, changed=changed, errors=plan.errors)
 
     # -- PassKit registrations -----------------------------------------------------------------
     async def register_device(
@@ -439,12 +436,17 @@ class SqliteStore(Store):
         await self._write(lambda conn: conn.execute("DELETE FROM app_tokens WHERE token = ?", (token,)))
 
     # -- outbox --------------------------------------------------------------------------------
-    async def enqueue(self, kind: str, payload: dict[str, Any], now: float) -> str:
-        entry_id = await self._write(lambda conn: conn.execute(
-            "INSERT INTO outbox (kind, payload, due_at, attempts, enqueued_at) VALUES (?, ?, ?, 0, ?)",
-            (kind, _dumps(payload), now, now),
-        ).lastrowid)
-        return str(entry_id)
+    async def enqueue(self, entries: Sequence[NewEntry], now: float) -> list[str]:
+        def add(conn: sqlite3.Connection) -> list[str]:
+            ids = []
+            for entry in entries:
+                row = conn.execute(_OUTBOX_ADD + " RETURNING id", _entry_row(entry, now)).fetchone()
+                if row is None:  # coalesced into the entry already waiting under that key
+                    row = conn.execute("SELECT id FROM outbox WHERE coalesce_key = ?", (entry.coalesce_key,)).fetchone()
+                ids.append(str(row[0]))
+            return ids
+
+        return await self._write(add) if entries else []
 
     async def claim_outbox(
         self, consumer: str, limit: int, lease_seconds: float, now: float
@@ -461,12 +463,9 @@ class SqliteStore(Store):
             (consumer, now + lease_seconds, now, now, limit),
         ).fetchall())
         rows.sort(key=lambda row: (row[5], row[0]))  # RETURNING order is unspecified
-        return [
-            OutboxEntry(str(row[0]), row[1], _loads_payload(row[2]), row[3], row[4])
-            for row in rows
-        ]
+        return [OutboxEntry(str(row[0]), row[1], _fields(row[2]), row[3], row[4]) for row in rows]
 
-    async def ack_outbox(self, consumer: str, entry_ids: list[str]) -> None:
+    async def ack_outbox(self, entry_ids: list[str]) -> None:
         # Whoever holds the lease now, a delivered entry is done: no owner check.
         if not entry_ids:
             return
@@ -492,7 +491,7 @@ class SqliteStore(Store):
                 conn.execute(
                     "INSERT INTO dead_letters (entry_id, kind, payload, attempts, enqueued_at, error, failed_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (entry.id, entry.kind, _dumps(entry.payload), entry.attempts, entry.enqueued_at, error, now),
+                    (entry.id, entry.kind, _dumps(entry.fields), entry.attempts, entry.enqueued_at, error, now),
                 )
 
         await self._write(move)
@@ -505,7 +504,7 @@ class SqliteStore(Store):
         ).fetchall())
         return [
             DeadLetter(
-                entry=OutboxEntry(id=row[0], kind=row[1], payload=json.loads(row[2]), attempts=row[3],
+                entry=OutboxEntry(id=row[0], kind=row[1], fields=_fields(row[2]), attempts=row[3],
                                   enqueued_at=row[4]),
                 error=row[5],
                 failed_at=row[6],
@@ -527,43 +526,49 @@ class SqliteStore(Store):
         await self._write(lambda conn: conn.execute(_MARK_PUSHED, (device_id, pass_type_id, serial, tag)))
 
     # -- batched push bookkeeping --------------------------------------------------------------
-    async def push_targets(self, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+    async def pass_targets(self, keys: Sequence[PassKey]) -> dict[PassKey, PassTargets]:
         unique = list(dict.fromkeys(keys))
-        if not unique:
-            return {}
-        found = await self._read(self._push_targets, unique)
-        return {key: found.get(key, (None, 0)) for key in unique}
+        return await self._read(self._pass_targets, unique) if unique else {}
 
     @staticmethod
-    def _push_targets(conn: sqlite3.Connection, keys: list[PushKey]) -> dict[PushKey, tuple[str | None, int]]:
+    def _pass_targets(conn: sqlite3.Connection, keys: list[PassKey]) -> dict[PassKey, PassTargets]:
         # Keys as bound VALUES rows: about twice as fast as decoding a JSON list in SQL. A read
-        # transaction around the chunks keeps tokens and tags from one snapshot.
-        found: dict[PushKey, tuple[str | None, int]] = {}
+        # transaction around the chunks keeps tags, tokens and pushed tags from one snapshot.
+        tags: dict[PassKey, int] = {}
+        devices: dict[PassKey, list[DeviceTarget]] = {key: [] for key in keys}
         conn.execute("BEGIN")
         try:
             for start in range(0, len(keys), _TARGETS_CHUNK):
                 chunk = keys[start:start + _TARGETS_CHUNK]
                 rows = conn.execute(
-                    f"WITH k(d, p, s) AS (VALUES {','.join(['(?, ?, ?)'] * len(chunk))})"
-                    " SELECT k.d, k.p, k.s, r.push_token, t.tag FROM k"
-                    " LEFT JOIN registrations r ON r.device_id = k.d AND r.pass_type_id = k.p AND r.serial = k.s"
-                    " LEFT JOIN pushed_tags t ON t.device_id = k.d AND t.pass_type_id = k.p AND t.serial = k.s",
+                    f"WITH k(p, s) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+                    " SELECT k.p, k.s, c.tag, r.device_id, r.push_token, t.tag FROM k"
+                    " LEFT JOIN cards c ON c.serial = k.s"
+                    " LEFT JOIN registrations r ON r.serial = k.s AND r.pass_type_id = k.p"
+                    " LEFT JOIN pushed_tags t ON t.device_id = r.device_id AND t.pass_type_id = k.p"
+                    "  AND t.serial = k.s",
                     [part for key in chunk for part in key],
                 ).fetchall()
-                found.update(((d, p, s), (token, tag or 0)) for d, p, s, token, tag in rows)
+                for pass_type, serial, tag, device, token, pushed in rows:
+                    key = (pass_type, serial)
+                    tags[key] = tag or 0
+                    if device is not None:
+                        devices[key].append(DeviceTarget(device, token, pushed or 0))
         finally:
             conn.execute("COMMIT")
-        return found
+        return {key: PassTargets(tags.get(key, 0), tuple(devices[key])) for key in keys}
 
     async def complete_pushes(
-        self, consumer: str, delivered: list[DeliveredPush], journal: list[dict[str, Any]], now: float, keep: int
+        self, marks: Sequence[PushMark], acks: Sequence[str], journal: list[dict[str, Any]], now: float, keep: int
     ) -> None:
-        if not delivered and not journal:
+        if not marks and not acks and not journal:
             return
 
         def complete(conn: sqlite3.Connection) -> None:
-            conn.executemany(_MARK_PUSHED, [(d, p, s, tag) for _, d, p, s, tag in delivered if tag > 0])
-            ids = [int(entry_id) for entry_id, *_ in delivered if entry_id.isdigit()]
+            conn.executemany(
+                _MARK_PUSHED, [(m.device_id, m.pass_type_id, m.serial, m.tag) for m in marks if m.tag > 0]
+            )
+            ids = [int(entry_id) for entry_id in acks if entry_id.isdigit()]
             if ids:
                 conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (_dumps(ids),))
             if journal:

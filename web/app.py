@@ -21,6 +21,7 @@ from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, unexpected_error_handler
 from web.metrics import Metrics
 from web.routes import ROUTES
+from service.ledger import LedgerIntake
 from web.services import Services
 
 log = logging.getLogger("wallet")
@@ -35,8 +36,10 @@ async def build_services(prepared: Prepared) -> Services:
     factory = PassFactory(programs, signer, pass_type_id=settings.pass_type_id,
                           team_id=settings.team_id, public_url=settings.public_url)
     store = await open_store(settings.database_url)
-    return Services(settings=settings, store=store, programs=programs, factory=factory,
-                    certs=prepared.certs, metrics=Metrics())
+    services = Services(settings=settings, store=store, programs=programs, factory=factory,
+                        certs=prepared.certs, metrics=Metrics())
+    services.ledger = LedgerIntake(store, programs, settings.pass_type_id, services.outbox_wakeup)
+    return services
 
 
 def create_app(prepared: Prepared) -> Starlette:
@@ -47,9 +50,11 @@ def create_app(prepared: Prepared) -> Starlette:
         worker_task: asyncio.Task | None = None
         stop = asyncio.Event()
         if prepared.settings.run_worker:
-            from push.runner import start_worker
+            from service.push import build_worker, run_worker
 
-            worker_task = await start_worker(services, stop)
+            worker = build_worker(services.settings, services.store, services.outbox_wakeup)
+            services.worker = worker
+            worker_task = asyncio.create_task(run_worker(worker, stop), name="push-worker")
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ from config.settings import Settings
 from passes.apple.certs import CertReport
 from passes.apple.pkpass import PassFactory
 from passes.programs import Program
+from service.ledger import LedgerIntake
 from store.port import Store
 from web.metrics import Metrics
 
@@ -24,6 +25,7 @@ class Services:
     metrics: Metrics
     # set whenever new outbox work is committed, so an in-process worker wakes at once
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    ledger: LedgerIntake | None = None
     worker: Any = None
     # program -> its tier keys; fixed for the process, read by every ledger post
     tier_keys: dict[str, frozenset[str]] = field(default_factory=dict)

@@ -73,4 +73,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX app_tokens_card ON app_tokens (card)",
     ),
+    # 2: typed outbox messages (push/messages.py). One `pass_update` per pass instead of one
+    # `apns_pass` per device: entries waiting for the same pass merge into the oldest; alerts
+    # become `app_alert` with flat string fields.
+    (
+        """DELETE FROM outbox WHERE kind = 'apns_pass' AND id NOT IN (
+            SELECT MIN(id) FROM outbox WHERE kind = 'apns_pass'
+            GROUP BY json_extract(payload, '$.pass_type_id'), json_extract(payload, '$.serial'),
+                     coalesce_key IS NULL
+        )""",
+        """UPDATE outbox SET
+            kind = 'pass_update',
+            payload = json_object('pass_type_id', json_extract(payload, '$.pass_type_id'),
+                                  'serial', json_extract(payload, '$.serial')),
+            coalesce_key = CASE WHEN coalesce_key IS NULL THEN NULL ELSE json_array('pass_update',
+                json_extract(payload, '$.pass_type_id'), json_extract(payload, '$.serial')) END
+        WHERE kind = 'apns_pass'""",
+        """UPDATE outbox SET
+            payload = json_object(
+                'platform', CASE kind WHEN 'fcm_alert' THEN 'android' ELSE 'ios' END,
+                'token', CAST(coalesce(json_extract(payload, '$.token'), '') AS TEXT),
+                'card_number', CAST(coalesce(json_extract(payload, '$.card'), '') AS TEXT),
+                'title', CAST(coalesce(json_extract(payload, '$.title'), '') AS TEXT),
+                'body', CAST(coalesce(json_extract(payload, '$.body'), '') AS TEXT),
+                'data', coalesce(json_extract(payload, '$.data'), '{}')),
+            kind = 'app_alert'
+        WHERE kind IN ('fcm_alert', 'apns_alert')""",
+    ),
 ]

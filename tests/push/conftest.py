@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from push.apns import ApnsSender
-from push.fcm import FcmSender
+from push.channels.apns.sender import ApnsChannel
+from push.channels.fcm import FcmChannel
 from tests.fakes.apns_server import FakeApnsServer
 from tests.fakes.fcm_server import FakeFcmServer
 from tests.fakes.tls import ApnsSigningKey, CertAuthority, Issued, TlsFiles, write_server_files
@@ -51,8 +51,8 @@ async def apns_fake(pki: Pki) -> AsyncIterator[FakeApnsServer]:
     await server.stop()
 
 
-def make_cert_sender(pki: Pki, server: FakeApnsServer, **kwargs: object) -> ApnsSender:
-    return ApnsSender(
+def make_cert_sender(pki: Pki, server: FakeApnsServer, **kwargs: object) -> ApnsChannel:
+    return ApnsChannel(
         PASS_TYPE_ID,
         endpoint=server.url,
         client_cert_pem=kwargs.pop("cert", pki.pass_cert.chain_pem),  # type: ignore[arg-type]
@@ -62,10 +62,10 @@ def make_cert_sender(pki: Pki, server: FakeApnsServer, **kwargs: object) -> Apns
 
 
 @pytest.fixture
-async def apns_sender(pki: Pki, apns_fake: FakeApnsServer) -> AsyncIterator[ApnsSender]:
+async def apns_sender(pki: Pki, apns_fake: FakeApnsServer) -> AsyncIterator[ApnsChannel]:
     sender = make_cert_sender(pki, apns_fake)
     yield sender
-    await sender.close()
+    await sender.aclose()
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def service_account_file(fcm_fake: FakeFcmServer, tmp_path: Path) -> Path:
 @pytest.fixture
 async def fcm_sender(
     fcm_fake: FakeFcmServer, service_account_file: Path
-) -> AsyncIterator[FcmSender]:
-    sender = FcmSender(str(service_account_file), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
+) -> AsyncIterator[FcmChannel]:
+    sender = FcmChannel(str(service_account_file), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
     yield sender
-    await sender.close()
+    await sender.aclose()

@@ -1,4 +1,4 @@
-"""ApnsSender (real aioapns) against the fake APNs over HTTP/2 + TLS on loopback."""
+"""ApnsChannel (real aioapns) against the fake APNs over HTTP/2 + TLS on loopback."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from hpack import Decoder
 
 from aioapns import NotificationRequest
 
-from push.apns import (
-    WRITE_BATCH, ApnsSender, _ApnsHeaderEncoder, _h2_connection, _protocol_class, _TlsFailures, map_apns_response,
-)
+from push.channels.apns._aioapns import WRITE_BATCH, TlsFailures, _ApnsHeaderEncoder, _h2_connection, protocol_class
+from push.channels.apns.sender import ApnsChannel, map_apns_response
 from push.results import PushResult
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
@@ -31,7 +30,7 @@ OTHER = "cd" * 32
 
 
 async def test_pass_update_is_an_empty_push_to_the_pass_type_topic(
-    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     result = await apns_sender.send_pass_update(TOKEN)
 
@@ -52,7 +51,7 @@ async def test_client_certificate_from_another_ca_is_an_auth_error(
     try:
         result = await sender.send_pass_update(TOKEN)
     finally:
-        await sender.close()
+        await sender.aclose()
 
     assert result.status == "auth_error"
     assert result.reason and result.reason.startswith("TLS:")
@@ -61,14 +60,14 @@ async def test_client_certificate_from_another_ca_is_an_auth_error(
 
 async def test_token_auth_with_p8_key_is_accepted(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
-    sender = ApnsSender(
+    sender = ApnsChannel(
         PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
         team_id=key.team_id, ca_file=str(pki.files.ca),
     )
     try:
         assert (await sender.send_pass_update(TOKEN)).status == "ok"
     finally:
-        await sender.close()
+        await sender.aclose()
 
     [req] = apns_fake.requests
     assert req.auth == "token"
@@ -78,27 +77,27 @@ async def test_token_auth_with_p8_key_is_accepted(pki: Pki, apns_fake: FakeApnsS
 
 async def test_token_auth_with_unknown_key_is_an_auth_error(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
-    sender = ApnsSender(
+    sender = ApnsChannel(
         PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id="OTHERKEY00",
         team_id=TEAM_ID, ca_file=str(pki.files.ca),
     )
     try:
         result = await sender.send_pass_update(TOKEN)
     finally:
-        await sender.close()
+        await sender.aclose()
     assert result == PushResult("auth_error", "InvalidProviderToken")
 
 
 async def test_alert_goes_to_the_app_topic_with_alert_push_type(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
-    sender = ApnsSender(
+    sender = ApnsChannel(
         PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
         team_id=key.team_id, ca_file=str(pki.files.ca), app_topic=APP_TOPIC,
     )
     try:
         result = await sender.send_alert(TOKEN, "Coffee nearby", "Gold: 10% back", {"card": "42"})
     finally:
-        await sender.close()
+        await sender.aclose()
 
     assert result.ok
     [req] = apns_fake.requests
@@ -108,20 +107,20 @@ async def test_alert_goes_to_the_app_topic_with_alert_push_type(pki: Pki, apns_f
 
 
 async def test_410_is_invalid_token_with_timestamp_in_seconds(
-    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     apns_fake.program(TOKEN, ApnsReply(410, "Unregistered", timestamp_ms=1_700_000_000_123))
     result = await apns_sender.send_pass_update(TOKEN)
     assert result == PushResult("invalid_token", "Unregistered", timestamp=1_700_000_000.123)
 
 
-async def test_bad_device_token_is_invalid_token(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+async def test_bad_device_token_is_invalid_token(apns_sender: ApnsChannel, apns_fake: FakeApnsServer) -> None:
     apns_fake.program(TOKEN, ApnsReply(400, "BadDeviceToken"))
     assert (await apns_sender.send_pass_update(TOKEN)).status == "invalid_token"
 
 
 async def test_non_hex_token_is_rejected_without_a_request(
-    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     result = await apns_sender.send_pass_update("not a token/../x")
     assert result == PushResult("invalid_token", "BadDeviceToken")
@@ -133,7 +132,7 @@ async def test_non_hex_token_is_rejected_without_a_request(
     [ApnsReply(429, "TooManyRequests"), ApnsReply(503, "ServiceUnavailable"), ApnsReply(500, "InternalServerError")],
 )
 async def test_throttling_and_server_errors_are_retry(
-    apns_sender: ApnsSender, apns_fake: FakeApnsServer, reply: ApnsReply
+    apns_sender: ApnsChannel, apns_fake: FakeApnsServer, reply: ApnsReply
 ) -> None:
     apns_fake.program(TOKEN, reply)
     assert await apns_sender.send_pass_update(TOKEN) == PushResult("retry", reply.reason)
@@ -141,7 +140,7 @@ async def test_throttling_and_server_errors_are_retry(
     assert (await apns_sender.send_pass_update(TOKEN)).ok
 
 
-async def test_403_is_auth_error(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+async def test_403_is_auth_error(apns_sender: ApnsChannel, apns_fake: FakeApnsServer) -> None:
     apns_fake.program(TOKEN, ApnsReply(403, "BadCertificate"))
     assert await apns_sender.send_pass_update(TOKEN) == PushResult("auth_error", "BadCertificate")
 
@@ -151,7 +150,7 @@ async def test_topic_outside_the_certificate_is_failed(pki: Pki, apns_fake: Fake
     try:
         result = await sender.send_alert(TOKEN, "t", "b", {})
     finally:
-        await sender.close()
+        await sender.aclose()
     assert result == PushResult("failed", "TopicDisallowed")
 
 
@@ -161,11 +160,11 @@ async def test_unreachable_endpoint_is_retry(pki: Pki, apns_fake: FakeApnsServer
     try:
         result = await sender.send_pass_update(TOKEN)
     finally:
-        await sender.close()
+        await sender.aclose()
     assert result.status == "retry"
 
 
-async def test_many_pushes_share_few_connections(apns_sender: ApnsSender, apns_fake: FakeApnsServer) -> None:
+async def test_many_pushes_share_few_connections(apns_sender: ApnsChannel, apns_fake: FakeApnsServer) -> None:
     tokens = [f"{i:064x}" for i in range(500)]
     results = await asyncio.gather(*(apns_sender.send_pass_update(t) for t in tokens))
 
@@ -193,7 +192,7 @@ async def test_many_error_bodies_do_not_exhaust_the_flow_control_window(
             batch = tokens[start : start + 250]
             results += await asyncio.gather(*(sender.send_pass_update(t) for t in batch))
     finally:
-        await sender.close()
+        await sender.aclose()
     assert {r.status for r in results} == {"invalid_token"}
     assert apns_fake.connections_opened == 1
 
@@ -219,7 +218,7 @@ async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         port = int(await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20))
-        sender = ApnsSender(
+        sender = ApnsChannel(
             PASS_TYPE_ID, endpoint=f"https://127.0.0.1:{port}",
             client_cert_pem=pki.pass_cert.chain_pem, ca_file=str(ca),
         )
@@ -227,7 +226,7 @@ async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
             assert (await sender.send_pass_update(TOKEN)).ok
             assert (await sender.send_pass_update(OTHER)).status == "invalid_token"
         finally:
-            await sender.close()
+            await sender.aclose()
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
@@ -243,7 +242,7 @@ async def test_a_push_the_server_never_answers_times_out_as_retry(
         assert await sender.send_pass_update(TOKEN) == PushResult("retry", "Timeout")
         assert (await sender.send_pass_update(OTHER)).ok  # the connection is still usable
     finally:
-        await sender.close()
+        await sender.aclose()
 
 
 async def test_a_long_lived_connection_keeps_nothing_per_finished_push(
@@ -264,7 +263,7 @@ async def test_a_long_lived_connection_keeps_nothing_per_finished_push(
         assert connection.request_statuses == {}
         assert len(connection.conn.streams) < 700  # closed h2 streams are still dropped
     finally:
-        await sender.close()
+        await sender.aclose()
 
 
 async def test_answers_after_the_timeout_leave_the_connection_working(
@@ -281,12 +280,12 @@ async def test_answers_after_the_timeout_leave_the_connection_working(
         await asyncio.sleep(0.4)  # both answers arrive for requests nobody waits for any more
         assert (await sender.send_pass_update(TOKEN)).ok
     finally:
-        await sender.close()
+        await sender.aclose()
     assert apns_fake.connections_opened == 1
 
 
 async def test_an_error_status_without_a_reason_body_is_answered_at_once(
-    apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     apns_fake.program(TOKEN, ApnsReply(503, bodyless=True))
     started = asyncio.get_running_loop().time()
@@ -347,7 +346,7 @@ def test_open_stream_count_is_exact_at_the_peer_limit_and_closed_streams_are_dro
 
 
 async def test_requests_are_written_in_batches_not_one_write_each() -> None:
-    protocol = _protocol_class("127.0.0.1", 443, _TlsFailures())(PASS_TYPE_ID, asyncio.get_running_loop())
+    protocol = protocol_class("127.0.0.1", 443, TlsFailures())(PASS_TYPE_ID, asyncio.get_running_loop())
     writes: list[bytes] = []
 
     class Transport:  # stands in for the TLS socket, to see how the bytes are handed over

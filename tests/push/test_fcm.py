@@ -1,4 +1,4 @@
-"""FcmSender (real pyfcm, google-auth, requests) against the fake FCM + OAuth endpoint."""
+"""FcmChannel (real pyfcm, google-auth, requests) against the fake FCM + OAuth endpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from push.fcm import FcmSender, map_fcm_response, parse_retry_after
+from push.channels.fcm import FcmChannel, map_fcm_response, parse_retry_after
 from push.results import PushResult
 from tests.fakes.fcm_server import FakeFcmServer, FcmReply
 
@@ -15,7 +15,7 @@ TOKEN = "fcm-token-1"
 
 
 async def test_success_sends_one_message_with_notification_and_string_data(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     result = await fcm_sender.send(TOKEN, "Coffee nearby", "10% back", {"card": "42", "balance": 120})
 
@@ -29,13 +29,13 @@ async def test_success_sends_one_message_with_notification_and_string_data(
     assert req.headers["authorization"].startswith("Bearer ya29.fake-")
 
 
-async def test_unregistered_is_invalid_token(fcm_sender: FcmSender, fcm_fake: FakeFcmServer) -> None:
+async def test_unregistered_is_invalid_token(fcm_sender: FcmChannel, fcm_fake: FakeFcmServer) -> None:
     fcm_fake.program(TOKEN, FcmReply.unregistered())
     assert await fcm_sender.send(TOKEN, "t", "b", {}) == PushResult("invalid_token", "UNREGISTERED")
 
 
 async def test_quota_exceeded_is_retry_with_retry_after_and_no_library_retry(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     fcm_fake.program(TOKEN, FcmReply.quota_exceeded(retry_after="17"))
     started = time.monotonic()
@@ -47,7 +47,7 @@ async def test_quota_exceeded_is_retry_with_retry_after_and_no_library_retry(
 
 
 async def test_unavailable_is_retry_and_sent_exactly_once(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     fcm_fake.program(TOKEN, FcmReply.unavailable(retry_after="1"), FcmReply.internal())
     assert await fcm_sender.send(TOKEN, "t", "b", {}) == PushResult("retry", "UNAVAILABLE", retry_after=1.0)
@@ -57,13 +57,13 @@ async def test_unavailable_is_retry_and_sent_exactly_once(
     assert (await fcm_sender.send(TOKEN, "t", "b", {})).ok
 
 
-async def test_invalid_argument_is_failed(fcm_sender: FcmSender, fcm_fake: FakeFcmServer) -> None:
+async def test_invalid_argument_is_failed(fcm_sender: FcmChannel, fcm_fake: FakeFcmServer) -> None:
     fcm_fake.program(TOKEN, FcmReply.invalid_argument("Invalid android.ttl"))
     assert await fcm_sender.send(TOKEN, "t", "b", {}) == PushResult("failed", "INVALID_ARGUMENT")
 
 
 async def test_invalid_registration_token_is_invalid_token(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     fcm_fake.program(
         TOKEN, FcmReply.invalid_argument("The registration token is not a valid FCM registration token")
@@ -72,7 +72,7 @@ async def test_invalid_registration_token_is_invalid_token(
 
 
 async def test_sender_id_mismatch_is_failed_and_third_party_auth_is_auth_error(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     fcm_fake.program(TOKEN, FcmReply.sender_id_mismatch(), FcmReply.third_party_auth_error())
     assert (await fcm_sender.send(TOKEN, "t", "b", {})).status == "failed"
@@ -80,7 +80,7 @@ async def test_sender_id_mismatch_is_failed_and_third_party_auth_is_auth_error(
 
 
 async def test_oauth_token_fetched_once_and_shared_by_concurrent_sends(
-    fcm_sender: FcmSender, fcm_fake: FakeFcmServer
+    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
 ) -> None:
     results = await asyncio.gather(*(fcm_sender.send(f"tok-{i}", "t", "b", {}) for i in range(40)))
 
@@ -90,7 +90,7 @@ async def test_oauth_token_fetched_once_and_shared_by_concurrent_sends(
     assert "firebase.messaging" in (fcm_fake.token_requests[0].scope or "")
 
 
-async def test_expired_access_token_is_refreshed_once(fcm_sender: FcmSender, fcm_fake: FakeFcmServer) -> None:
+async def test_expired_access_token_is_refreshed_once(fcm_sender: FcmChannel, fcm_fake: FakeFcmServer) -> None:
     assert (await fcm_sender.send(TOKEN, "t", "b", {})).ok
     fcm_fake.expire_access_tokens()
     assert (await fcm_sender.send(TOKEN, "t", "b", {})).ok
@@ -107,21 +107,21 @@ async def test_service_account_unknown_to_the_token_endpoint_is_auth_error(
     account["token_uri"] = fcm_fake.token_uri
     path = tmp_path / "sa.json"
     path.write_text(json.dumps(account))
-    sender = FcmSender(str(path), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
+    sender = FcmChannel(str(path), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
     try:
         result = await sender.send(TOKEN, "t", "b", {})
     finally:
-        await sender.close()
+        await sender.aclose()
     assert result.status == "auth_error"
     assert fcm_fake.requests == []
 
 
 async def test_unreachable_fcm_is_retry(fcm_fake: FakeFcmServer, service_account_file: Path) -> None:
-    sender = FcmSender(str(service_account_file), fcm_endpoint_base="http://127.0.0.1:9/v1/projects", timeout=2)
+    sender = FcmChannel(str(service_account_file), fcm_endpoint_base="http://127.0.0.1:9/v1/projects", timeout=2)
     try:
         result = await sender.send(TOKEN, "t", "b", {})
     finally:
-        await sender.close()
+        await sender.aclose()
     assert result.status == "retry"
 
 

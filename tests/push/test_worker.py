@@ -1,65 +1,37 @@
-"""Worker against the real SQLite store, real aioapns/pyfcm and the fakes."""
+"""Worker against the real stores, real aioapns/pyfcm and the fakes."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from ledger.decide import LedgerEvent
 from cards.model import Card, Member
-from push.apns import ApnsSender
-from push.dryrun import DryRunSender
-from push.fcm import FcmSender
-from push.worker import Worker
-from store.port import Store
-from store.redis import RedisStore
-from store.sqlite import SqliteStore
+from ledger.decide import LedgerEvent
+from push.channels.apns.sender import ApnsChannel
+from push.channels.base import ANY, Channel, Channels, Push
+from push.channels.dryrun import DryRunChannel
+from push.channels.fcm import FcmChannel
+from push.messages import AppAlert, PassUpdate, entry
+from push.results import PushResult, token_hint
+from push.worker import APPLE, Worker
+from store.port import NewEntry, Store
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.fakes.fcm_server import FakeFcmServer, FcmReply
 from tests.push.conftest import PASS_TYPE_ID
 
 NOW = time.time()
-REDIS_URL = os.environ.get("WALLET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKENS = ["a1" * 32, "b2" * 32, "c3" * 32]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The real adapters: SQLite in tmp_path; Redis (db 15, private key prefix) when reachable."""
-    prefix = f"test-push:{uuid.uuid4().hex}:"
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "wallet.db")
-    else:
-        s = RedisStore(REDIS_URL, prefix=prefix)
-    try:
-        await s.open()
-    except Exception as exc:  # no Redis server here: the SQLite run still covers the worker
-        pytest.skip(f"Redis not reachable: {type(exc).__name__}")
-    yield s
-    await s.close()
-    if request.param == "redis":
-        client = aioredis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-
-def make_worker(store: Store, sender: Any, **kwargs: Any) -> Worker:
+def make_worker(store: Store, channel: Channel, **kwargs: Any) -> Worker:
+    channels = kwargs.pop("channels", None) or Channels({(APPLE, PASS_TYPE_ID): channel})
     options: dict[str, Any] = dict(
-        apns={PASS_TYPE_ID: sender}, fcm=None, consumer="test-worker", backoff_base=0.001,
-        backoff_cap=0.01, rng=random.Random(0),
+        channels=channels, consumer="test-worker", backoff_base=0.001, backoff_cap=0.01, rng=random.Random(0),
     )
     options.update(kwargs)
     return Worker(store, **options)
@@ -74,45 +46,71 @@ async def issue_card(store: Store, n: int = 1) -> Card:
     return stored
 
 
+def fanout(card: Card) -> list[NewEntry]:
+    return [entry(PassUpdate(PASS_TYPE_ID, card.serial))]
+
+
 async def change(store: Store, card: Card, version: int, now: float = NOW) -> None:
     event = LedgerEvent(id=f"ev-{card.number}-{version}", version=version, balance=version * 10, card=card.number)
-    await store.apply_ledger_events([event], now)
+    await store.apply_ledger_events([event], now, fanout)
 
 
-async def registered_card(store: Store, tokens: list[str] = TOKENS) -> Card:
-    card = await issue_card(store)
+async def registered_card(store: Store, tokens: list[str] = TOKENS, n: int = 1) -> Card:
+    card = await issue_card(store, n)
     for i, token in enumerate(tokens):
         await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
     return card
 
 
+class Scripted(Channel):
+    """A channel answering from a script (for outcomes a fake server cannot easily give)."""
+
+    def __init__(self, *results: PushResult) -> None:
+        self.name = "scripted"
+        self.results = list(results)
+        self.calls: list[list[Push]] = []
+
+    async def deliver(self, pushes: Sequence[Push]) -> list[PushResult]:
+        self.calls.append(list(pushes))
+        return [self.results.pop(0) if len(self.results) > 1 else self.results[0] for _ in pushes]
+
+
 async def test_one_push_per_registered_device_and_none_twice(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store)
     await change(store, card, 1)
     worker = make_worker(store, apns_sender)
 
-    assert await worker.run_once(NOW) == 3
+    assert await worker.run_once(NOW) == 1  # one entry for the pass, whatever its devices
     assert sorted(r.token for r in apns_fake.requests) == sorted(TOKENS)
     assert all(r.body == b"{}" and r.headers["apns-topic"] == PASS_TYPE_ID for r in apns_fake.requests)
     assert await store.outbox_size() == 0
     assert worker.counters["delivered"] == 3
     journal = await store.list_pushes(10)
     assert {p["outcome"] for p in journal} == {"ok"} and len(journal) == 3
-    assert all("token" not in p for p in journal)  # real deliveries journal no tokens
+    assert sorted(p["token"] for p in journal) == sorted(token_hint(t) for t in TOKENS)  # never whole
+    assert {(p["kind"], p["channel"], p["dry_run"]) for p in journal} == {("pass_update", f"apns:{PASS_TYPE_ID}", False)}
 
     # the same change delivered again (a crashed worker's entry) is not pushed again
-    tag = (await store.get_card(card.number)).tag
-    await store.enqueue("apns_pass", {"device_id": "device-0", "pass_type_id": PASS_TYPE_ID,
-                                      "serial": card.serial, "tag": tag}, NOW)
+    await store.enqueue(fanout(card), NOW)
     assert await worker.run_once(NOW) == 1
     assert len(apns_fake.requests) == 3
-    assert worker.counters["skipped"] == 1 and await store.outbox_size() == 0
+    assert worker.counters["skipped"] == 3 and await store.outbox_size() == 0
+
+
+async def test_a_device_registered_after_the_change_is_pushed_too(
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
+) -> None:
+    card = await registered_card(store, TOKENS[:1])
+    await change(store, card, 1)
+    await store.register_device("late", PASS_TYPE_ID, card.serial, TOKENS[2], NOW + 1)
+    await make_worker(store, apns_sender).run_once(NOW + 2)
+    assert sorted(r.token for r in apns_fake.requests) == sorted([TOKENS[0], TOKENS[2]])
 
 
 async def test_push_goes_to_the_current_token_and_skips_gone_devices(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:2])
     await change(store, card, 1)
@@ -126,8 +124,19 @@ async def test_push_goes_to_the_current_token_and_skips_gone_devices(
     assert await store.outbox_size() == 0
 
 
+async def test_many_devices_of_one_pass_go_out_in_one_channel_call(store: Store) -> None:
+    card = await registered_card(store, [f"{i:064x}" for i in range(300)])
+    await change(store, card, 1)
+    channel = Scripted(PushResult("ok"))
+    worker = make_worker(store, channel)
+    assert await worker.run_once(NOW) == 1
+    [call] = channel.calls
+    assert len(call) == 300 and worker.counters["delivered"] == 300
+    assert await store.outbox_size() == 0
+
+
 async def test_410_removes_the_registration_unless_the_device_registered_again_later(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:2])
     await change(store, card, 1)
@@ -143,10 +152,10 @@ async def test_410_removes_the_registration_unless_the_device_registered_again_l
     assert await store.outbox_size() == 0
 
 
-async def test_throttled_and_unavailable_are_retried_then_delivered(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+async def test_throttled_and_unavailable_are_retried_and_only_the_undelivered_pushed_again(
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
-    card = await registered_card(store, TOKENS[:2])
+    card = await registered_card(store, TOKENS)
     await change(store, card, 1)
     apns_fake.program(TOKENS[0], ApnsReply(429, "TooManyRequests"), ApnsReply(429, "TooManyRequests"))
     apns_fake.program(TOKENS[1], ApnsReply(503, "ServiceUnavailable"))
@@ -158,57 +167,52 @@ async def test_throttled_and_unavailable_are_retried_then_delivered(
         now += 1  # past the (tiny) backoff
     assert [r.status for r in apns_fake.requests_for(TOKENS[0])] == [429, 429, 200]
     assert [r.status for r in apns_fake.requests_for(TOKENS[1])] == [503, 200]
-    assert worker.counters["retried"] == 3 and worker.counters["delivered"] == 2
+    assert [r.status for r in apns_fake.requests_for(TOKENS[2])] == [200]  # delivered once, never again
+    assert worker.counters["retried"] == 2 and worker.counters["delivered"] == 3
     assert await store.outbox_size() == 0
     assert await store.list_dead_letters(10) == []
 
 
 async def test_retry_after_is_honoured_as_the_earliest_retry(store: Store) -> None:
-    class Throttled:
-        calls = 0
-
-        async def send_pass_update(self, push_token: str):
-            from push.results import PushResult
-            Throttled.calls += 1
-            return PushResult("retry", "QUOTA", retry_after=120.0)
-
-        async def close(self) -> None: ...
-
+    channel = Scripted(PushResult("retry", "QUOTA", retry_after=120.0))
     card = await registered_card(store, TOKENS[:1])
     await change(store, card, 1)
-    worker = make_worker(store, Throttled())
+    worker = make_worker(store, channel)
     await worker.run_once(NOW)
     assert await worker.run_once(NOW + 119) == 0
     assert await worker.run_once(NOW + 121) == 1
-    assert Throttled.calls == 2
+    assert len(channel.calls) == 2
 
 
-async def test_auth_error_pauses_the_pass_type_and_keeps_entries_queued(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer, caplog: pytest.LogCaptureFixture
+async def test_auth_error_pauses_the_channel_and_keeps_entries_queued(
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Real clock here: Redis measures lease expiry on its own clock (stream idle time).
-    card = await registered_card(store)
-    await change(store, card, 1)
+    cards = [await registered_card(store, [token], n=i) for i, token in enumerate(TOKENS)]
+    for card in cards:
+        await change(store, card, 1)
     for token in TOKENS:
         apns_fake.program_always(token, ApnsReply(403, "BadCertificate"))
-    worker = make_worker(store, apns_sender, concurrency=1, lease_seconds=0.3, auth_cooldown=0.7)
+    worker = make_worker(store, apns_sender, batch=1, lease_seconds=0.3, auth_cooldown=1.0)
     t0 = time.time()
 
     await worker.run_once(t0)
-    # the first 403 pauses the channel: the other two entries are not even tried
+    # the first 403 pauses the channel: the other passes' pushes are not even tried
+    assert len(apns_fake.requests) == 1
+    assert await worker.run_once(t0) == 1 and await worker.run_once(t0) == 1
     assert len(apns_fake.requests) == 1
     assert worker.counters["auth_errors"] == 1
     assert await store.outbox_size() == 3
     assert [r.message for r in caplog.records if "credentials refused" in r.message] != []
     assert all(t not in r.message for r in caplog.records for t in TOKENS)
 
-    await asyncio.sleep(t0 + 0.35 - time.time())
-    assert await worker.run_once() == 3  # leases ran out: claimed again, still paused
+    await asyncio.sleep(t0 + 0.5 - time.time())
+    assert await worker.run_until_idle() == 3  # leases ran out: claimed again, still paused
     assert len(apns_fake.requests) == 1
 
     apns_fake.reset()  # the certificate gets fixed
-    await asyncio.sleep(t0 + 0.8 - time.time())
-    await worker.run_once()  # cool-down over and leases out again: delivered
+    await asyncio.sleep(t0 + 1.1 - time.time())
+    await worker.run_until_idle()  # cool-down over and leases out again: delivered
     assert len(apns_fake.requests) == 3
     assert worker.counters["delivered"] == 3
     assert await store.outbox_size() == 0
@@ -216,7 +220,7 @@ async def test_auth_error_pauses_the_pass_type_and_keeps_entries_queued(
 
 
 async def test_dead_letter_after_max_attempts(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     await change(store, card, 1)
@@ -229,12 +233,13 @@ async def test_dead_letter_after_max_attempts(
         now += 1
     assert len(apns_fake.requests) == 3
     [dead] = await store.list_dead_letters(10)
-    assert "ServiceUnavailable" in dead.error and dead.entry.kind == "apns_pass"
+    assert "ServiceUnavailable" in dead.error and dead.entry.kind == "pass_update"
+    assert dead.entry.fields == {"pass_type_id": PASS_TYPE_ID, "serial": card.serial}
     assert worker.counters["dead"] == 1 and await store.outbox_size() == 0
 
 
 async def test_permanent_failure_is_dead_lettered_at_once(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     await change(store, card, 1)
@@ -246,16 +251,35 @@ async def test_permanent_failure_is_dead_lettered_at_once(
     assert worker.counters["failed"] == 1
 
 
-async def test_fcm_alerts_delivered_and_unregistered_tokens_deleted(
-    store: Store, fcm_sender: FcmSender, fcm_fake: FakeFcmServer, apns_sender: ApnsSender
+async def test_unknown_kinds_bad_fields_and_missing_channels_are_dead_lettered(store: Store) -> None:
+    await store.enqueue([
+        NewEntry("no_such_kind", {"x": "1"}),
+        NewEntry("pass_update", {"serial": "s"}),  # no pass type
+        entry(PassUpdate("pass.other.type", "s")),
+    ], NOW)
+    card = await issue_card(store)
+    await store.register_device("device-0", "pass.other.type", card.serial, TOKENS[0], NOW)
+    await store.enqueue([entry(PassUpdate("pass.other.type", card.serial))], NOW)
+    worker = make_worker(store, Scripted(PushResult("ok")))
+    assert await worker.run_once(NOW) == 4
+    errors = sorted(d.error for d in await store.list_dead_letters(10))
+    assert errors == ["field 'pass_type_id' is missing", "no channel for apple pass.other.type",
+                      "unknown kind 'no_such_kind'"]
+    assert await store.outbox_size() == 0  # the other-type entry for a serial with no card: nothing to do
+
+
+async def test_app_alerts_go_through_their_platform_channel_and_dead_tokens_are_deleted(
+    store: Store, fcm_sender: FcmChannel, fcm_fake: FakeFcmServer, apns_sender: ApnsChannel
 ) -> None:
     await store.add_app_token("0000000000000001", "android", "good-token", NOW)
     await store.add_app_token("0000000000000001", "android", "dead-token", NOW)
     fcm_fake.program("dead-token", FcmReply.unregistered())
-    for token in ("good-token", "dead-token"):
-        await store.enqueue("fcm_alert", {"token": token, "card": "0000000000000001", "title": "Coffee nearby",
-                                          "body": "Come in", "data": {"store": "s1"}}, NOW)
-    worker = make_worker(store, apns_sender, fcm=fcm_sender)
+    await store.enqueue([
+        entry(AppAlert("android", token, "0000000000000001", "Coffee nearby", "Come in", {"store": "s1"}))
+        for token in ("good-token", "dead-token")
+    ], NOW)
+    channels = Channels({(APPLE, PASS_TYPE_ID): apns_sender, ("app:android", ANY): fcm_sender})
+    worker = make_worker(store, apns_sender, channels=channels)
 
     assert await worker.run_once(NOW) == 2
 
@@ -264,20 +288,24 @@ async def test_fcm_alerts_delivered_and_unregistered_tokens_deleted(
     assert await store.outbox_size() == 0
     [ok] = fcm_fake.requests_for("good-token")
     assert ok.body["message"]["data"] == {"store": "s1"}
+    journal = await store.list_pushes(10)
+    assert sorted((p["channel"], p["outcome"], p["card"]) for p in journal) == [
+        ("fcm", "invalid_token", "0001"), ("fcm", "ok", "0001")]
 
 
-async def test_dry_run_journals_each_push_once_with_its_token(store: Store) -> None:
+async def test_dry_run_journals_each_push_once_in_the_same_shape(store: Store) -> None:
     card = await registered_card(store)
     await change(store, card, 1)
-    worker = make_worker(store, DryRunSender(store, pass_type_id=PASS_TYPE_ID))
+    worker = make_worker(store, DryRunChannel())
     await worker.run_once(NOW)
     journal = await store.list_pushes(10)
-    assert sorted(p["token"] for p in journal) == sorted(TOKENS)
-    assert all(p["payload"] == {} and p["dry_run"] for p in journal)
+    assert sorted(p["token"] for p in journal) == sorted(token_hint(t) for t in TOKENS)
+    assert all(p["dry_run"] and p["kind"] == "pass_update" and p["outcome"] == "ok" for p in journal)
+    assert {p["device_id"] for p in journal} == {"device-0", "device-1", "device-2"}
 
 
 async def test_run_forever_wakes_up_on_new_work_and_stops(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     card = await registered_card(store, TOKENS[:1])
     wakeup, stop = asyncio.Event(), asyncio.Event()
@@ -301,7 +329,7 @@ class CountingStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.calls: dict[str, int] = {}
-        self.completed: list[list[tuple[str, str, str, str, int]]] = []
+        self.completed: list[tuple[list[Any], list[str]]] = []
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
@@ -309,67 +337,57 @@ class CountingStore:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
             if name == "complete_pushes":
-                self.completed.append(list(args[1]))
+                self.completed.append((list(args[0]), list(args[1])))
             return await method(*args, **kwargs)
 
         return counted
 
 
 async def test_a_batch_commits_its_successes_and_skips_in_one_store_call(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     ok_tokens, invalid, throttled, pushed_before = ["d4" * 32, "e5" * 32, "f6" * 32], "a7" * 32, "b8" * 32, "c9" * 32
-    card = await issue_card(store)
-    devices = {}
-    for i, token in enumerate([*ok_tokens, invalid, throttled, pushed_before]):
-        devices[token] = f"device-{i}"
-        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
-    await change(store, card, 1)
-    tag = (await store.get_card(card.number)).tag
-    await store.mark_pushed(devices[pushed_before], PASS_TYPE_ID, card.serial, tag)  # a redelivery: skipped
+    tokens = [*ok_tokens, invalid, throttled, pushed_before]
+    cards = [await registered_card(store, [token], n=i) for i, token in enumerate(tokens)]
+    for card in cards:
+        await change(store, card, 1)
+    by_token = {token: card for token, card in zip(tokens, cards)}
+    done_before = by_token[pushed_before]
+    await store.mark_pushed("device-0", PASS_TYPE_ID, done_before.serial,
+                            (await store.get_card(done_before.number)).tag)  # a redelivery: skipped
     apns_fake.program(invalid, ApnsReply(410, "Unregistered", timestamp_ms=int((NOW + 5) * 1000)))
     apns_fake.program(throttled, ApnsReply(429, "TooManyRequests"))
     counting = CountingStore(store)
-    worker = make_worker(counting, apns_sender)  # type: ignore[arg-type]
+    worker = make_worker(counting, apns_sender)  # type: ignore[arg-type]  # a stand-in store
 
     assert await worker.run_once(NOW + 10) == 6
 
     assert sorted(r.token for r in apns_fake.requests) == sorted([*ok_tokens, invalid, throttled])
-    assert counting.calls["push_targets"] == 1
+    assert counting.calls["pass_targets"] == 1
     assert counting.calls["complete_pushes"] == 1
-    [completed] = counting.completed
-    assert sorted((device, tag_) for _, device, _, _, tag_ in completed) == sorted(
-        (devices[t], tag) for t in [*ok_tokens, pushed_before]
-    )
+    [(marks, acks)] = counting.completed
+    assert sorted(m.serial for m in marks) == sorted(by_token[t].serial for t in ok_tokens)
+    assert len(acks) == 5  # all but the throttled entry
     # the rare outcomes keep their own writes; the common ones make no per-entry trips
-    assert counting.calls["ack_outbox"] == 1 and counting.calls["retry_outbox"] == 1
+    assert counting.calls["retry_outbox"] == 1
     assert counting.calls["remove_registration_if_stale"] == 1
-    for per_entry in ("get_registration", "last_pushed_tag", "mark_pushed"):
+    for per_entry in ("ack_outbox", "get_registration", "last_pushed_tag", "mark_pushed", "record_push"):
         assert per_entry not in counting.calls
-    assert counting.calls.get("record_push", 0) == 1  # the invalid token's journal record
 
     assert worker.counters["delivered"] == 3 and worker.counters["skipped"] == 1
     assert worker.counters["invalid"] == 1 and worker.counters["retried"] == 1
     assert await store.outbox_size() == 1  # the throttled one, due again later
-    for token in ok_tokens:
-        assert await store.last_pushed_tag(devices[token], PASS_TYPE_ID, card.serial) == tag
-    assert await store.last_pushed_tag(devices[throttled], PASS_TYPE_ID, card.serial) == 0
-    assert await store.get_registration(devices[invalid], PASS_TYPE_ID, card.serial) is None
     journal = await store.list_pushes(10)
-    assert sorted(p["outcome"] for p in journal) == ["invalid_token", "ok", "ok", "ok"]
-    assert {p["device_id"] for p in journal if p["outcome"] == "ok"} == {devices[t] for t in ok_tokens}
+    assert sorted(p["outcome"] for p in journal) == ["invalid_token", "ok", "ok", "ok", "retry"]
 
 
 async def test_run_forever_keeps_claiming_while_one_push_is_slow(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     slow, delay = "0a" * 32, 1.5
     tokens = [slow] + [f"{i:02x}" * 32 for i in range(0x10, 0x1a)]
-    card = await issue_card(store)
     for i, token in enumerate(tokens):  # enqueued in order: the slow push is in the first batch
-        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
-        await store.enqueue("apns_pass", {"device_id": f"device-{i}", "pass_type_id": PASS_TYPE_ID,
-                                          "serial": card.serial, "tag": 1}, NOW)
+        await change(store, await registered_card(store, [token], n=i), 1)
     apns_fake.program(slow, ApnsReply(200, delay=delay))
     stop = asyncio.Event()
     worker = make_worker(store, apns_sender, batch=2, concurrency=4, idle_sleep=0.05)
@@ -392,22 +410,19 @@ async def test_run_forever_keeps_claiming_while_one_push_is_slow(
         await asyncio.wait_for(task, 5)
 
 
-async def test_run_forever_claims_no_more_than_its_lanes_can_send(
-    store: Store, apns_sender: ApnsSender, apns_fake: FakeApnsServer
+async def test_run_forever_claims_no_more_than_it_can_send(
+    store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
-    tokens = [f"{i:02x}" * 32 for i in range(0x10, 0x24)]  # 20 devices, every push slow
-    card = await issue_card(store)
+    tokens = [f"{i:02x}" * 32 for i in range(0x10, 0x24)]  # 20 passes, every push slow
     for i, token in enumerate(tokens):
-        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
-        await store.enqueue("apns_pass", {"device_id": f"device-{i}", "pass_type_id": PASS_TYPE_ID,
-                                          "serial": card.serial, "tag": 1}, NOW)
+        await change(store, await registered_card(store, [token], n=i), 1)
         apns_fake.program(token, ApnsReply(200, delay=0.6))
     stop = asyncio.Event()
     worker = make_worker(store, apns_sender, batch=3, concurrency=2, idle_sleep=0.05, lease_seconds=30)
     task = asyncio.create_task(worker.run_forever(stop))
     try:
         await asyncio.sleep(0.3)
-        assert len(apns_fake.requests) == 2  # two lanes, both waiting on a slow answer
+        assert len(apns_fake.requests) == 2  # two entries in flight, both waiting on a slow answer
         # Only what is being sent is leased: another worker sharing the outbox gets the rest
         # now rather than after this worker's slow pushes.
         peer = await store.claim_outbox("peer", 100, 30, time.time())

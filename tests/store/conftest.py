@@ -1,65 +1,10 @@
-"""Fixtures: every contract test runs once per adapter, each on fresh, private data.
-
-SQLite lives in the test's tmp_path; Redis uses the real server on db 15 under a prefix unique
-to the test, whose keys are deleted afterwards, so concurrent runs never see each other.
-"""
+"""Helpers of the contract tests; the per-adapter `store` fixtures are in tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
-import pytest
-import redis.asyncio as aioredis
-
 from cards.model import Card, Member
-from store.port import Store
-from store.redis import RedisStore
-from store.sqlite import SqliteStore
-
-REDIS_URL = os.environ.get("WALLET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-StoreFactory = Callable[[], Store]
-
-
-async def _delete_prefix(prefix: str) -> None:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        for start in range(0, len(keys), 500):
-            await client.delete(*keys[start:start + 500])
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Makes unopened stores over the same data (for close/reopen tests); closes them after."""
-    made: list[Store] = []
-    prefix = f"test:{uuid.uuid4().hex}:"
-
-    def make() -> Store:
-        if request.param == "sqlite":
-            store: Store = SqliteStore(tmp_path / "var" / "wallet.db")
-        else:
-            store = RedisStore(REDIS_URL, prefix=prefix)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        await store.close()
-    if request.param == "redis":
-        await _delete_prefix(prefix)
-
-
-@pytest.fixture
-async def store(store_factory: StoreFactory) -> Store:
-    opened = store_factory()
-    await opened.open()
-    return opened
+from push.messages import PassUpdate, entry
+from store.port import NewEntry
 
 
 def make_card(i: int, *, program: str = "coffee", account: str | None = None, **changes: object) -> Card:
@@ -74,3 +19,13 @@ def make_card(i: int, *, program: str = "coffee", account: str | None = None, **
         modified_at=1_600_000_000,
     )
     return card.with_changes(**changes)
+
+
+def note(n: int, kind: str = "note", key: str | None = None) -> NewEntry:
+    """A stand-in entry: the store keeps fields it never interprets."""
+    return NewEntry(kind=kind, fields={"n": str(n)}, coalesce_key=key)
+
+
+def pass_fanout(card: Card) -> list[NewEntry]:
+    """What ledger intake enqueues per changed card (service/ledger.py): its pass update."""
+    return [entry(PassUpdate("pass.t", card.serial))]

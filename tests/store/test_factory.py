@@ -12,7 +12,7 @@ from store.port import StoreError
 from store.redis import RedisStore
 from store.sqlite import SqliteStore
 
-from .conftest import REDIS_URL, _delete_prefix
+from tests.conftest import REDIS_URL, delete_prefix
 
 
 def test_sqlite_paths() -> None:
@@ -47,7 +47,7 @@ async def test_open_redis_with_prefix() -> None:
     try:
         assert isinstance(store, RedisStore) and store.prefix == prefix
         assert await store.ping()
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == 2
     finally:
         await store.close()
-        await _delete_prefix(prefix)
+        await delete_prefix(prefix)

@@ -8,9 +8,12 @@ import time
 import pytest
 
 from ledger.decide import LedgerEvent, Outcome
+from cards.model import Card
 from store.port import CardConflict, Store
 
-from .conftest import StoreFactory, make_card
+from tests.conftest import StoreFactory
+
+from .conftest import make_card, note, pass_fanout
 
 NOW = 1_700_000_000.0  # before the real clock: entries enqueued at NOW are due for drain()
 
@@ -40,8 +43,8 @@ async def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> No
     await first.open()
     card, _ = await first.create_card(make_card(1))
     await first.register_device("dev", "pass.t", card.serial, "push-1", NOW)
-    await first.apply_ledger_events([event("e1", 1, 50, card=card.number)], NOW)
-    await first.enqueue("fcm_alert", {"token": "t"}, NOW)
+    await first.apply_ledger_events([event("e1", 1, 50, card=card.number)], NOW, pass_fanout)
+    await first.enqueue([note(1)], NOW)
     await first.append_device_logs(["hello"], NOW, keep=10)
     await first.close()
 
@@ -51,7 +54,7 @@ async def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> No
     stored = await second.get_card(card.number)
     assert stored is not None and stored.balance == 50 and stored.version == 1
     assert (await second.get_registration("dev", "pass.t", card.serial)).push_token == "push-1"
-    assert await second.outbox_size() == 2  # the ledger's apns_pass entry and the alert
+    assert await second.outbox_size() == 2  # the ledger's pass update and the note
     assert await second.list_device_logs(10) == [(NOW, "hello")]
     dup = await second.apply_ledger_events([event("e1", 2, 60, card=card.number)], NOW)
     assert outcomes(dup) == {"e1": Outcome.DUPLICATE}
@@ -231,64 +234,75 @@ async def test_empty_batch(store: Store) -> None:
     assert result.outcomes == [] and result.changed == []
 
 
-async def test_one_outbox_entry_per_registered_device(store: Store) -> None:
+async def test_one_outbox_entry_per_changed_card_whatever_its_devices(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
     other, _ = await store.create_card(make_card(2))
-    await store.register_device("dev-a", "pass.t", card.serial, "tok-a", NOW)
-    await store.register_device("dev-b", "pass.t", card.serial, "tok-b", NOW)
-    await store.register_device("dev-c", "pass.t", other.serial, "tok-c", NOW)
-    result = await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW)
-    tag = result.changed[0].tag
-    assert await store.outbox_size() == 2
-    entries = await drain(store)
-    assert all(e.kind == "apns_pass" and e.attempts == 0 for e in entries)
-    assert sorted((e.payload["device_id"], e.payload["pass_type_id"], e.payload["serial"], e.payload["tag"])
-                  for e in entries) == [("dev-a", "pass.t", card.serial, tag), ("dev-b", "pass.t", card.serial, tag)]
-    assert entries[0].enqueued_at == pytest.approx(NOW)
+    for i in range(5):
+        await store.register_device(f"dev-{i}", "pass.t", card.serial, f"tok-{i}", NOW)
+    await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW, pass_fanout)
+    [entry] = await drain(store)
+    assert (entry.kind, entry.fields, entry.attempts) == ("pass_update", {"pass_type_id": "pass.t",
+                                                                          "serial": card.serial}, 0)
+    assert entry.enqueued_at == pytest.approx(NOW)
+    # a card that did not change gets nothing
+    assert other.serial not in {e.fields.get("serial") for e in await drain(store, "w2")}
 
 
-async def test_no_outbox_entries_without_registrations(store: Store) -> None:
+async def test_no_outbox_entries_without_a_fanout(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
+    await store.register_device("dev-a", "pass.t", card.serial, "tok-a", NOW)
     await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW)
     assert await store.outbox_size() == 0
 
 
 async def test_unclaimed_entries_are_coalesced(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
-    await store.register_device("dev-a", "pass.t", card.serial, "tok-a", NOW)
-    await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW)
-    second = await store.apply_ledger_events([event("e2", 2, 20, card=card.number)], NOW)
+    await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW, pass_fanout)
+    await store.apply_ledger_events([event("e2", 2, 20, card=card.number)], NOW, pass_fanout)
     assert await store.outbox_size() == 1
     [entry] = await drain(store, "w1")
-    assert entry.payload["tag"] == second.changed[0].tag  # the entry carries the latest tag
 
     # Claimed: coalescing has ended for it, the next change enqueues a fresh entry.
-    third = await store.apply_ledger_events([event("e3", 3, 30, card=card.number)], NOW)
+    await store.apply_ledger_events([event("e3", 3, 30, card=card.number)], NOW, pass_fanout)
     assert await store.outbox_size() == 2
     [fresh] = await drain(store, "w2")
-    assert fresh.id != entry.id and fresh.payload["tag"] == third.changed[0].tag
+    assert fresh.id != entry.id and fresh.fields == entry.fields
 
 
-async def test_coalescing_is_per_device_and_pass(store: Store) -> None:
+async def test_coalescing_is_per_pass(store: Store) -> None:
     a, _ = await store.create_card(make_card(1))
     b, _ = await store.create_card(make_card(2))
-    await store.register_device("dev-1", "pass.t", a.serial, "t1", NOW)
-    await store.register_device("dev-2", "pass.t", a.serial, "t2", NOW)
-    await store.register_device("dev-1", "pass.t", b.serial, "t1", NOW)
-    await store.apply_ledger_events([event("a1", 1, card=a.number), event("b1", 1, card=b.number)], NOW)
-    await store.apply_ledger_events([event("a2", 2, card=a.number), event("b2", 2, card=b.number)], NOW)
-    assert await store.outbox_size() == 3
-    keys = sorted((e.payload["device_id"], e.payload["serial"]) for e in await drain(store))
-    assert keys == [("dev-1", a.serial), ("dev-1", b.serial), ("dev-2", a.serial)]
+    await store.apply_ledger_events([event("a1", 1, card=a.number), event("b1", 1, card=b.number)], NOW, pass_fanout)
+    await store.apply_ledger_events([event("a2", 2, card=a.number), event("b2", 2, card=b.number)], NOW, pass_fanout)
+    assert sorted(e.fields["serial"] for e in await drain(store)) == [a.serial, b.serial]
 
 
-async def test_ledger_entries_are_not_coalesced_with_manual_entries(store: Store) -> None:
+async def test_ledger_entries_coalesce_with_enqueued_ones_of_the_same_key(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
-    await store.register_device("dev-a", "pass.t", card.serial, "tok-a", NOW)
-    await store.enqueue("apns_pass", {"device_id": "dev-a", "pass_type_id": "pass.t", "serial": card.serial,
-                                      "tag": 0}, NOW)
-    await store.apply_ledger_events([event("e1", 1, card=card.number)], NOW)
+    [waiting] = await store.enqueue(pass_fanout(card), NOW)
+    await store.enqueue([note(1)], NOW)  # no key: never merged
+    await store.apply_ledger_events([event("e1", 1, card=card.number)], NOW, pass_fanout)
     assert await store.outbox_size() == 2
+    assert waiting in {e.id for e in await drain(store)}
+
+
+async def test_an_event_failing_the_check_is_invalid_and_changes_nothing(store: Store) -> None:
+    card, _ = await store.create_card(make_card(1))
+
+    def check(ev: LedgerEvent, c: Card) -> str | None:
+        return "tier not in program" if ev.tier == "gold" and c.program == "coffee" else None
+
+    result = await store.apply_ledger_events(
+        [event("e1", 1, 10, card=card.number, tier="gold"), event("e2", 2, 20, card=card.number)],
+        NOW, pass_fanout, check,
+    )
+    assert result.outcomes == [("e1", Outcome.INVALID), ("e2", Outcome.ACCEPTED)]
+    assert result.errors == {0: "tier not in program"}
+    stored = await store.get_card(card.number)
+    assert (stored.version, stored.balance, stored.tier) == (2, 20, card.tier)
+    # the invalid id was not recorded: once fixed, it is accepted
+    again = await store.apply_ledger_events([event("e1", 3, 30, card=card.number)], NOW, pass_fanout, check)
+    assert again.outcomes == [("e1", Outcome.ACCEPTED)]
 
 
 # -- PassKit registrations ---------------------------------------------------------------------------

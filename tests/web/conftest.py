@@ -3,6 +3,7 @@ port against either store, plus helpers to call it as its users do."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from ledger.signature import sign
+from tests.conftest import REDIS_URL, delete_prefix
 from passes.apple.pki import ensure_dev_pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ PASS_TYPE_ID = "pass.test.wallet.loyalty"
 TEAM_ID = "TESTTEAM01"
 KEYS = {"issuer": "issuer-key-" + "i" * 24, "marketing": "marketing-key-" + "m" * 24, "admin": "admin-key-" + "a" * 24}
 LEDGER_SECRET = "ledger-secret-" + "l" * 24
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+REDIS_TEST_URL = REDIS_URL
 
 
 def free_port() -> int:
@@ -49,14 +51,8 @@ def database_url(kind: str, tmp: Path) -> str:
 
 
 def delete_redis_prefix(url: str) -> None:
-    import redis
-
-    base, _, query = url.partition("?prefix=")
-    client = redis.Redis.from_url(base)
-    keys = list(client.scan_iter(match=query + "*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start:start + 500])
-    client.close()
+    _, _, prefix = url.partition("?prefix=")
+    asyncio.run(delete_prefix(prefix))
 
 
 def service_env(certs: Path, db_url: str, port: int, **extra: str) -> dict[str, str]:
@@ -93,12 +89,12 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", "warning", "--no-access-log"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -39,7 +39,7 @@ async def drain_outbox(url: str) -> list:
             if not batch:
                 return entries
             entries.extend(batch)
-            await store.ack_outbox("inspector", [e.id for e in batch])
+            await store.ack_outbox([e.id for e in batch])
     finally:
         await store.close()
 
@@ -96,10 +96,11 @@ def test_concurrent_shuffled_events_with_duplicates(server_factory) -> None:
 
     server.stop()
     entries = asyncio.run(drain_outbox(server_factory.database_url))
-    # coalesced: exactly one pending push per registered device, none lost, none twice
-    per_device = Counter((e.payload["device_id"], e.payload["serial"]) for e in entries)
-    assert set(per_device) == {(device, serial) for serial, device in devices.items()}
-    assert set(per_device.values()) == {1}
+    # coalesced: exactly one pending update per changed pass (the worker expands it to the
+    # devices), none lost, none twice
+    per_pass = Counter((e.kind, e.fields["serial"]) for e in entries)
+    assert set(per_pass) == {("pass_update", serial) for serial in devices}
+    assert set(per_pass.values()) == {1}
 
 
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(server_factory) -> None:

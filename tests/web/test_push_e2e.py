@@ -59,8 +59,9 @@ def register(server: LiveServer, issued: dict, push_token: str) -> str:
 
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], cwd=ROOT, env=env,
-                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], cwd=ROOT, env=env,
+                                         stdout=out, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
         self.proc.kill()

@@ -1,4 +1,4 @@
-"""FCM sender: pyfcm's HTTP v1 client with its own retries off, run off the event loop.
+"""The FCM channel: pyfcm's HTTP v1 client with its own retries off, run off the event loop.
 
 pyfcm builds the payload, holds the service-account credentials and the per-thread HTTP
 session. Three of its behaviours do not fit a worker that owns retries (see _OneShotFCM):
@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import google.auth.transport.requests
@@ -24,6 +25,7 @@ from google.oauth2 import service_account
 from pyfcm import FCMNotification
 from requests.adapters import HTTPAdapter
 
+from push.channels.base import AlertPush, Channel, Push
 from push.results import PushResult, token_hint
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ def map_fcm_response(status: int, body: Any, retry_after: str | None) -> PushRes
     return PushResult("failed", reason)
 
 
-class FcmSender:
+class FcmChannel(Channel):
     """Alerts to the Android companion app through FCM HTTP v1.
 
     `service_account_file` is a Google service-account JSON; its `token_uri` decides where
@@ -139,14 +141,24 @@ class FcmSender:
             service_account_file, scopes=[FCM_SCOPE]
         )
         self.project_id = project_id or credentials.project_id
+        self.name = "fcm"
         self.timeout = timeout
         self._fcm = _OneShotFCM(credentials, fcm_endpoint_base.rstrip("/"), self.project_id)
         # Own pool: blocking sends never starve the loop's default executor, and the number
         # of per-thread HTTP sessions (connections) stays bounded.
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fcm")
 
+    async def deliver(self, pushes: Sequence[Push]) -> list[PushResult]:
+        # FCM HTTP v1 takes one message per request: the sends run side by side on the pool.
+        return list(await asyncio.gather(*(self._one(push) for push in pushes)))
+
+    async def _one(self, push: Push) -> PushResult:
+        if not isinstance(push, AlertPush):
+            return PushResult("failed", "FcmTakesAlertsOnly")
+        return await self.send(push.token, push.title, push.body, push.data)
+
     async def send(
-        self, token: str, title: str, body: str, data: dict[str, Any] | None = None
+        self, token: str, title: str, body: str, data: Mapping[str, Any] | None = None
     ) -> PushResult:
         # FCM rejects non-string data values; stringify scalars rather than lose the push.
         payload_data = {
@@ -181,5 +193,5 @@ class FcmSender:
             response_body = None
         return map_fcm_response(response.status_code, response_body, response.headers.get("Retry-After"))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,69 @@
+"""Ledger intake, the use case behind `POST /v1/ledger/events`: parse each event, commit the
+batch with its outbox entries, answer per event.
+
+The signature and the JSON envelope are the web handler's; from the list of raw events on,
+everything is here, so that a bad event is answered under `invalid` and never sinks the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cards.model import Card
+from ledger.decide import LedgerEvent, Outcome
+from ledger.events import EventError, event_id, parse_event
+from passes.programs import Program
+from push.messages import PassUpdate, entry
+from store.port import NewEntry, Store
+
+Answer = dict[str, list[Any]]
+
+
+class LedgerIntake:
+    """Built once per process: the tier sets of the programs are fixed while it runs."""
+
+    def __init__(
+        self, store: Store, programs: Mapping[str, Program], pass_type_id: str,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.pass_type_id = pass_type_id
+        self.wakeup = wakeup
+        self._tiers = {name: frozenset(program.tier_keys) for name, program in programs.items()}
+        self._all_tiers: frozenset[str] = frozenset().union(*self._tiers.values())
+        # With one tier set for all programs, a tier valid anywhere is valid for every card.
+        self._per_program = len(set(self._tiers.values())) > 1
+
+    def fanout(self, card: Card) -> Sequence[NewEntry]:
+        """The outbox work of one changed card: its pass, whoever holds it."""
+        return (entry(PassUpdate(self.pass_type_id, card.serial)),)
+
+    def _check(self, event: LedgerEvent, card: Card) -> str | None:
+        if event.tier is not None and event.tier not in self._tiers.get(card.program, frozenset()):
+            return f"tier {event.tier!r} is not a tier of {card.program}"
+        return None
+
+    async def intake(self, items: Sequence[Any], now: float) -> Answer:
+        """Apply what parses; answer `{accepted, duplicate, stale, unknown, invalid}`."""
+        valid: list[LedgerEvent] = []
+        invalid: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                valid.append(parse_event(item, self._all_tiers))
+            except EventError as exc:
+                invalid.append({"id": event_id(item), "error": str(exc)})
+        answer: Answer = {o.value: [] for o in Outcome if o is not Outcome.INVALID}
+        if valid:
+            check = self._check if self._per_program else None
+            result = await self.store.apply_ledger_events(valid, now, self.fanout, check)
+            for index, (ident, outcome) in enumerate(result.outcomes):
+                if outcome is Outcome.INVALID:
+                    invalid.append({"id": ident, "error": result.errors.get(index, "invalid")})
+                else:
+                    answer[outcome.value].append(ident)
+            if result.changed and self.wakeup is not None:
+                self.wakeup.set()
+        answer["invalid"] = invalid
+        return answer

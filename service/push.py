@@ -1,0 +1,109 @@
+"""Push wiring: the channel table from settings, the worker, and running it in or out of the
+web process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+from cryptography.hazmat.primitives import serialization
+
+from config.settings import Settings
+from passes.apple.certs import load_signing_material
+from push.channels.apns.sender import ApnsChannel
+from push.channels.base import ANY, Channel, Channels, PassPush
+from push.channels.dryrun import DryRunChannel
+from push.results import PushResult, token_hint
+from push.worker import APPLE, JOURNAL_KEEP, Worker
+from store.factory import open_store
+from store.port import Store
+
+log = logging.getLogger(__name__)
+
+
+def client_cert_pem(settings: Settings) -> bytes:
+    """Certificate + key as one unencrypted PEM, in memory: APNs certificate auth uses the same
+    Pass Type ID certificate that signs passes, whether it came as PEM, encrypted PEM or .p12."""
+    material = load_signing_material(settings.certs_dir, settings.pass_key_password)
+    key = material.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    # the intermediate rides along so the server can build the chain to its trusted root
+    chain = material.cert.public_bytes(serialization.Encoding.PEM) + material.wwdr.public_bytes(
+        serialization.Encoding.PEM
+    )
+    return chain + key
+
+
+def apns_channel(settings: Settings) -> ApnsChannel:
+    if settings.apns_key_file:
+        with open(settings.apns_key_file, encoding="utf-8") as handle:
+            key_p8 = handle.read()
+        return ApnsChannel(settings.pass_type_id, endpoint=settings.apns_endpoint, key_p8=key_p8,
+                           key_id=settings.apns_key_id, team_id=settings.team_id, ca_file=settings.apns_ca_file)
+    return ApnsChannel(settings.pass_type_id, endpoint=settings.apns_endpoint,
+                       client_cert_pem=client_cert_pem(settings), ca_file=settings.apns_ca_file)
+
+
+def build_channels(settings: Settings) -> Channels:
+    """Where each kind of push goes. Companion-app alerts have no channel until their settings
+    exist (the geo issue); the worker dead-letters them, visibly, meanwhile."""
+    if settings.push_dry_run:
+        dry = DryRunChannel()
+        return Channels({(APPLE, settings.pass_type_id): dry, ("app:android", ANY): dry, ("app:ios", ANY): dry})
+    return Channels({(APPLE, settings.pass_type_id): apns_channel(settings)})
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None = None) -> Worker:
+    return Worker(store, channels=build_channels(settings), consumer=consumer_name(),
+                  lease_seconds=settings.worker_lease_seconds, wakeup=wakeup)
+
+
+async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
+    """Deliver until `stop`, then close the worker's channels."""
+    try:
+        await worker.run_forever(stop)
+    finally:
+        await worker.close()
+
+
+async def run_standalone_worker(settings: Settings) -> int:
+    """`python -m cli worker`: the worker as a process of its own, until SIGINT/SIGTERM."""
+    store = await open_store(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = build_worker(settings, store)
+    log.info("push worker %s started (%s)", worker.consumer,
+             "dry run" if settings.push_dry_run else settings.apns_endpoint)
+    try:
+        await run_worker(worker, stop)
+    finally:
+        await store.close()
+    return 0
+
+
+async def send_test_push(settings: Settings, token: str) -> PushResult:
+    """One pass-update push to `token` now, through the channel the worker would use; journaled."""
+    store = await open_store(settings.database_url)
+    channel: Channel = DryRunChannel() if settings.push_dry_run else apns_channel(settings)
+    try:
+        [result] = await channel.deliver([PassPush(token)])
+        await store.record_push(
+            {"kind": "test_push", "channel": channel.name, "outcome": result.status,
+             "dry_run": channel.dry_run, "token": token_hint(token)},
+            time.time(), JOURNAL_KEEP,
+        )
+    finally:
+        await channel.aclose()
+        await store.close()
+    return result
