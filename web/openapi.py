@@ -1,121 +1,219 @@
-"""The OpenAPI 3.1 description of every route (served at /openapi.json, rendered at /docs)."""
+"""The OpenAPI 3.1 document (served at /openapi.json, rendered at /docs), written from the app's routes.
+
+Paths, path parameter names and methods come from the Starlette routes themselves; the rest from each
+`ApiRoute`'s Operation (web/routing.py) and the body models it names. Enums that depend on the loaded
+programs (program names, tiers, locales) come from the programs passed in, so each app documents its own.
+Error answers that follow from a route's security or from its taking a JSON body are added here."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+from starlette.convertors import Convertor, FloatConvertor, IntegerConvertor, UUIDConvertor
+from starlette.routing import BaseRoute, Mount, Route
+
+from passes.programs import Program
+from web.routing import ERROR_CODES, SECURITY_SCHEMES, ApiRoute, Model, Operation, Param, Reply
+from web.validation import Choices
+
+TITLE = "Wallet pass and push service"
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+_JSON_BODY_ERRORS = {400: ("invalid_json",), 413: ("payload_too_large",)}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
+def choices_of(programs: Mapping[str, Program]) -> Choices:
+    """The enums that depend on the loaded programs: a new program folder changes the document."""
+    return {
+        "programs": sorted(programs),
+        "tiers": sorted({key for program in programs.values() for key in program.tier_keys}),
+        "locales": sorted({locale for program in programs.values() for locale in program.locales}),
+    }
 
 
-def _op(summary: str, responses: dict[str, str], *, body: dict[str, Any] | None = None,
-        security: str | None = None, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {
-        code: ({"description": text, **_json(_ERROR)} if code[0] == "4" else {"description": text})
-        for code, text in responses.items()
-    }}
-    if body is not None:
-        op["requestBody"] = {"required": True, **_json(body)}
-    if security:
-        op["security"] = [{security: []}]
-    if params:
-        op["parameters"] = params
-    return op
-
-
-def _path_params(*names: str) -> list[dict[str, Any]]:
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
-
-
-_MEMBER = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-    "name": {"type": "string", "maxLength": 100},
-    "phone": {"type": "string", "pattern": r"^\+[1-9][0-9]{6,14}$"},
-    "email": {"type": "string", "format": "email"},
-}}
-_NEW_CARD = {"type": "object", "required": ["program", "account", "member"], "additionalProperties": False,
-             "properties": {
-                 "program": {"type": "string"}, "account": {"type": "string", "maxLength": 128},
-                 "member": _MEMBER, "balance": {"type": "integer", "minimum": 0},
-                 "tier": {"type": "string"}, "locale": {"type": "string", "enum": ["ru", "en"]},
-             }}
-_EVENT = {"type": "object", "required": ["id", "version", "balance"], "properties": {
-    "id": {"type": "string", "maxLength": 128}, "card": {"type": "string", "pattern": "^[0-9]{16}$"},
-    "account": {"type": "string"}, "version": {"type": "integer", "minimum": 1}, "balance": {"type": "integer"},
-    "tier": {"type": "string"}, "pending": {"type": "integer", "minimum": 0},
-    "expiring": {"type": "object", "properties": {"points": {"type": "integer"}, "date": {"type": "string", "format": "date"}}},
-    "message": {"type": "string", "maxLength": 500}, "occurred_at": {"type": "string", "format": "date-time"},
-}}
-
-
-@lru_cache(maxsize=4)
-def openapi_document(public_url: str) -> dict[str, Any]:
-    registration = "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}/{serialNumber}"
+def openapi_document(routes: Sequence[BaseRoute], programs: Mapping[str, Program], public_url: str) -> dict[str, Any]:
+    builder = _Builder(choices_of(programs))
+    for prefix, route in _walk(routes):
+        builder.add(prefix, route)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Wallet pass and push service", "version": "1.0.0"},
+        "info": {"title": TITLE, "version": _version()},
         "servers": [{"url": public_url}],
+        "tags": builder.tags(),
+        "paths": builder.paths,
         "components": {
-            "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "role:key from WALLET_API_KEYS"},
-                "applePass": {"type": "apiKey", "in": "header", "name": "Authorization",
-                              "description": "ApplePass <authenticationToken>"},
-                "ledgerSignature": {"type": "apiKey", "in": "header", "name": "X-Wallet-Signature",
-                                    "description": 't=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>'},
-            },
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "NewCard": _NEW_CARD,
-                "LedgerEvent": _EVENT,
-            },
+            "schemas": {"Error": _ERROR_SCHEMA, **dict(sorted(builder.schemas.items()))},
+            "securitySchemes": {name: SECURITY_SCHEMES[name] for name in sorted(builder.schemes)},
         },
-        "paths": {
-            "/v1/cards": {"post": _op("Issue a card (idempotent per account)", {
-                "201": "issued", "200": "the account's existing card", "400": "invalid input",
-                "401": "no or unknown key", "403": "wrong role", "404": "unknown program",
-                "409": "account has a card in another program", "413": "body over 1 MiB"},
-                body={"$ref": "#/components/schemas/NewCard"}, security="apiKey")},
-            "/v1/cards/{card}": {"get": _op("Current card state", {"200": "state", "401": "no key", "403": "wrong role", "404": "unknown card"},
-                                            security="apiKey", params=_path_params("card"))},
-            "/v1/passes/{serial}.pkpass": {"get": _op("Signed .pkpass download (signed, expiring link)", {
-                "200": "application/vnd.apple.pkpass", "404": "invalid or expired link"}, params=_path_params("serial"))},
-            "/c/{serial}": {"get": _op("Card page for the member (signed, expiring link)", {"200": "HTML", "404": "invalid or expired link"},
-                                       params=_path_params("serial"))},
-            "/v1/programs": {"get": _op("Programs and their tiers", {"200": "list"})},
-            "/v1/ledger/events": {"post": _op("Balance/tier changes from the ledger", {
-                "202": "per-id outcome lists: accepted, duplicate, stale, unknown, invalid", "400": "malformed body",
-                "401": "bad signature or timestamp", "413": "body over 1 MiB or more than 1000 events"},
-                body={"type": "object", "required": ["events"], "properties": {"events": {
-                    "type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/LedgerEvent"}}}},
-                security="ledgerSignature")},
-            registration: {
-                "post": _op("Register a device for pass updates", {"201": "registered", "200": "already registered (push token updated)",
-                                                                   "400": "malformed", "401": "not authorized"},
-                            body={"type": "object", "required": ["pushToken"], "properties": {"pushToken": {"type": "string"}}},
-                            security="applePass", params=_path_params("deviceLibraryIdentifier", "passTypeIdentifier", "serialNumber")),
-                "delete": _op("Unregister a device", {"200": "unregistered", "401": "not authorized"}, security="applePass",
-                              params=_path_params("deviceLibraryIdentifier", "passTypeIdentifier", "serialNumber")),
-            },
-            "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}": {"get": _op(
-                "Serial numbers of the device's passes changed since a tag", {"200": "serialNumbers and lastUpdated (string)", "204": "none"},
-                params=_path_params("deviceLibraryIdentifier", "passTypeIdentifier")
-                + [{"name": "passesUpdatedSince", "in": "query", "required": False, "schema": {"type": "string"}}])},
-            "/passkit/v1/passes/{passTypeIdentifier}/{serialNumber}": {"get": _op(
-                "The latest signed pass", {"200": "application/vnd.apple.pkpass with Last-Modified", "304": "not modified", "401": "not authorized"},
-                security="applePass", params=_path_params("passTypeIdentifier", "serialNumber"))},
-            "/passkit/v1/log": {"post": _op("Log messages from Wallet", {"200": "kept"},
-                                            body={"type": "object", "properties": {"logs": {"type": "array", "items": {"type": "string"}}}})},
-            "/v1/admin/device-logs": {"get": _op("Device log messages, newest first", {"200": "list", "401": "no key", "403": "not admin"}, security="apiKey")},
-            "/v1/admin/pushes": {"get": _op("Push journal (dry runs and deliveries)", {"200": "list", "401": "no key", "403": "not admin"}, security="apiKey")},
-            "/v1/admin/dead-letters": {"get": _op("Pushes that failed for good", {"200": "list", "401": "no key", "403": "not admin"}, security="apiKey")},
-            "/healthz": {"get": _op("Process alive", {"200": "ok"})},
-            "/readyz": {"get": _op("Store reachable, certificates valid, days to expiry", {"200": "ready", "503": "not ready"})},
-            "/metrics": {"get": _op("Prometheus metrics", {"200": "text exposition format"})},
-            "/openapi.json": {"get": _op("This document", {"200": "OpenAPI 3.1"})},
-            "/docs": {"get": _op("This document as a page", {"200": "HTML"})},
+    }
+
+
+def _version() -> str:
+    try:
+        return version("wallet-service")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0.0.0"
+
+
+def _walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
+    for route in routes:
+        if isinstance(route, Route):
+            yield prefix, route
+        elif isinstance(route, Mount):
+            # a mounted app without routes (static files) has no operations to document
+            yield from _walk(route.routes, prefix + route.path_format)
+
+
+def _path_schema(convertor: Convertor[Any]) -> dict[str, Any]:
+    if isinstance(convertor, IntegerConvertor):
+        return {"type": "integer", "minimum": 0}
+    if isinstance(convertor, FloatConvertor):
+        return {"type": "number", "minimum": 0}
+    if isinstance(convertor, UUIDConvertor):
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string"}
+
+
+class _Builder:
+    def __init__(self, choices: Choices) -> None:
+        self.choices = choices
+        self.paths: dict[str, dict[str, Any]] = {}
+        self.schemas: dict[str, dict[str, Any]] = {}
+        self.schemes: set[str] = set()
+        self._tags: dict[str, str] = {}
+
+    def tags(self) -> list[dict[str, str]]:
+        return [{"name": name, "description": text} for name, text in self._tags.items()]
+
+    def add(self, prefix: str, route: Route) -> None:
+        path = prefix + route.path_format
+        operation = route.operation if isinstance(route, ApiRoute) else None
+        # HEAD is answered wherever GET is (Starlette adds it); it is not an operation of its own
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            item = self.paths.setdefault(path, {})
+            if method.lower() in item:
+                raise ValueError(f"{method} {path} is routed twice; the second route can never be reached")
+            item[method.lower()] = self._operation(route, operation)
+
+    def _tag(self, route: Route) -> str:
+        # the handler's module is the area of the API; its docstring says what the area is
+        module = inspect.getmodule(route.endpoint)
+        name = route.endpoint.__module__.rsplit(".", 1)[-1]
+        if name not in self._tags:
+            doc = inspect.getdoc(module) if module is not None else None
+            self._tags[name] = " ".join((doc or "").split("\n\n")[0].split())
+        return name
+
+    def _operation(self, route: Route, operation: Operation | None) -> dict[str, Any]:
+        result: dict[str, Any] = {"operationId": route.name, "tags": [self._tag(route)]}
+        if operation is None:
+            # a plain Route still gets its path, parameters and methods; tests/web/test_openapi.py fails on it
+            result.update(
+                summary=route.name,
+                responses={"default": {"description": "undocumented"}},
+                parameters=self._parameters(route, ()),
+            )
+            return result
+        result["summary"] = operation.summary
+        if operation.description:
+            result["description"] = operation.description
+        parameters = self._parameters(route, operation.params)
+        if parameters:
+            result["parameters"] = parameters
+        if operation.body is not None:
+            result["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self._ref(operation.body)}},
+            }
+        responses = {str(status): self._reply(reply) for status, reply in sorted(operation.replies.items())}
+        for status, codes in sorted(self._errors(operation).items()):
+            if str(status) in responses:
+                raise ValueError(f"{route.path}: {status} is both an answer and an error")
+            responses[str(status)] = _error_reply(codes)
+        result["responses"] = responses
+        if operation.security is not None:
+            self.schemes.add(operation.security.scheme)
+            result["security"] = [{operation.security.scheme: list(operation.security.roles)}]
+        return result
+
+    def _parameters(self, route: Route, params: Sequence[Param]) -> list[dict[str, Any]]:
+        described = {p.name: p for p in params if p.where == "path"}
+        result = []
+        for name, convertor in route.param_convertors.items():
+            param: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": _path_schema(convertor)}
+            if name in described:
+                param["schema"] = {**param["schema"], **described[name].schema}
+                if described[name].description:
+                    param["description"] = described[name].description
+            result.append(param)
+        for p in params:
+            if p.where != "path":
+                entry: dict[str, Any] = {"name": p.name, "in": p.where, "required": p.required, "schema": p.schema}
+                if p.description:
+                    entry["description"] = p.description
+                result.append(entry)
+        return result
+
+    def _ref(self, model: Model) -> dict[str, str]:
+        schema = model.schema(self.choices)
+        if self.schemas.setdefault(model.name, schema) != schema:
+            raise ValueError(f"two different schemas are named {model.name}")
+        return {"$ref": f"#/components/schemas/{model.name}"}
+
+    def _reply(self, reply: Reply) -> dict[str, Any]:
+        result: dict[str, Any] = {"description": reply.description}
+        if reply.media_type is not None:
+            media: dict[str, Any] = {}
+            if reply.model is not None:
+                media["schema"] = self._ref(reply.model)
+            elif reply.media_type.startswith("text/"):
+                media["schema"] = {"type": "string"}
+            result["content"] = {reply.media_type: media}
+        if reply.headers:
+            result["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}} for name, text in reply.headers.items()
+            }
+        return result
+
+    @staticmethod
+    def _errors(operation: Operation) -> dict[int, tuple[str, ...]]:
+        sources: list[Mapping[int, tuple[str, ...]]] = []
+        if operation.security is not None:
+            sources.append(operation.security.errors)
+        if operation.body is not None:
+            sources.append({**_JSON_BODY_ERRORS, 400: (*_JSON_BODY_ERRORS[400], *operation.body_errors)})
+        sources.append(operation.errors)
+        merged: dict[int, tuple[str, ...]] = {}
+        for source in sources:
+            for status, codes in source.items():
+                merged[status] = tuple(dict.fromkeys((*merged.get(status, ()), *codes)))
+        return merged
+
+
+def _error_reply(codes: Sequence[str]) -> dict[str, Any]:
+    return {
+        "description": "; ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        _ERROR_REF,
+                        {"properties": {"error": {"properties": {"code": {"enum": list(codes)}}}}},
+                    ]
+                }
+            }
         },
     }

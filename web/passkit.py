@@ -60,9 +60,9 @@ async def _authorized_card(request: Request, pass_type_id: str, serial: str) -> 
 
 def _registration_path(request: Request) -> tuple[str, str, str]:
     return (
-        _path(request, "device", DEVICE_RE),
-        _path(request, "pass_type", PASS_TYPE_RE),
-        _path(request, "serial", SERIAL_RE),
+        _path(request, "deviceLibraryIdentifier", DEVICE_RE),
+        _path(request, "passTypeIdentifier", PASS_TYPE_RE),
+        _path(request, "serialNumber", SERIAL_RE),
     )
 
 
@@ -95,8 +95,8 @@ def _parse_tag(value: str | None) -> int | None:
 
 
 async def serials(request: Request) -> Response:
-    device = _path(request, "device", DEVICE_RE)
-    pass_type = _path(request, "pass_type", PASS_TYPE_RE)
+    device = _path(request, "deviceLibraryIdentifier", DEVICE_RE)
+    pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
     since = _parse_tag(request.query_params.get("passesUpdatedSince"))
     found, last = await _services(request).store.serials_updated_since(device, pass_type, since)
     if not found:
@@ -119,8 +119,8 @@ def _not_modified(request: Request, card: Card) -> bool:
 
 
 async def latest_pass(request: Request) -> Response:
-    pass_type = _path(request, "pass_type", PASS_TYPE_RE)
-    serial = _path(request, "serial", SERIAL_RE)
+    pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
+    serial = _path(request, "serialNumber", SERIAL_RE)
     card = await _authorized_card(request, pass_type, serial)
     if _not_modified(request, card):
         return Response(status_code=304, headers={"Last-Modified": http_date(card.modified_at)})

@@ -1,31 +1,297 @@
-"""The route table: every HTTP route of the service, in one place."""
+"""The route table: every HTTP route of the service, in one place, each with what /openapi.json says of it
+(web/routing.py). The document is written from this table; nothing else lists the routes."""
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
-from web import admin, cards, ledger, ops, passkit
+from web import admin, cards, ledger, ops, passkit, schemas
+from web.models import NEW_CARD
+from web.routing import APPLE_PASS, LEDGER_SIGNATURE, ApiRoute, Operation, Param, Reply, bearer
 
-REGISTRATION = "/passkit/v1/devices/{device}/registrations/{pass_type}/{serial}"
+# Apple's names for the PassKit path parameters, as in its web service reference
+REGISTRATIONS = "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}"
+REGISTRATION = REGISTRATIONS + "/{serialNumber}"
 
-ROUTES = [
-    Route("/v1/cards", cards.create_card, methods=["POST"]),
-    Route("/v1/cards/{card}", cards.get_card, methods=["GET"]),
-    Route("/v1/passes/{serial}.pkpass", cards.download_pkpass, methods=["GET"]),
-    Route("/c/{serial}", cards.card_page, methods=["GET"]),
-    Route("/v1/programs", ops.programs, methods=["GET"]),
-    Route("/v1/ledger/events", ledger.post_events, methods=["POST"]),
-    Route(REGISTRATION, passkit.register, methods=["POST"]),
-    Route(REGISTRATION, passkit.unregister, methods=["DELETE"]),
-    Route("/passkit/v1/devices/{device}/registrations/{pass_type}", passkit.serials, methods=["GET"]),
-    Route("/passkit/v1/passes/{pass_type}/{serial}", passkit.latest_pass, methods=["GET"]),
-    Route("/passkit/v1/log", passkit.log, methods=["POST"]),
-    Route("/v1/admin/device-logs", admin.device_logs, methods=["GET"]),
-    Route("/v1/admin/pushes", admin.pushes, methods=["GET"]),
-    Route("/v1/admin/dead-letters", admin.dead_letters, methods=["GET"]),
-    Route("/healthz", ops.healthz, methods=["GET"]),
-    Route("/readyz", ops.readyz, methods=["GET"]),
-    Route("/metrics", ops.metrics, methods=["GET"]),
-    Route("/openapi.json", ops.openapi, methods=["GET"]),
-    Route("/docs", ops.docs, methods=["GET"]),
+_DEVICE = Param(
+    "deviceLibraryIdentifier", {"pattern": passkit.DEVICE_RE.pattern}, "path", description="chosen by the device"
+)
+_PASS_TYPE = Param(
+    "passTypeIdentifier",
+    {"pattern": passkit.PASS_TYPE_RE.pattern},
+    "path",
+    description="the Pass Type ID (WALLET_PASS_TYPE_ID)",
+)
+_SERIAL_NUMBER = Param("serialNumber", {"pattern": passkit.SERIAL_RE.pattern}, "path")
+_INVALID_PATH = {400: ("invalid_path",)}
+
+_SIGNED_LINK = (
+    Param("exp", {"type": "string", "pattern": "^[0-9]+$"}, required=True, description="expiry, unix seconds"),
+    Param("sig", {"type": "string", "minLength": 32, "maxLength": 32}, required=True),
+)
+_LINK_ERRORS = {404: ("invalid_link",)}
+_PASS_HEADERS = {"Last-Modified": "when the pass last changed", "ETag": "the pass's digest"}
+
+_LIMIT = (
+    Param(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100},
+        description="how many, newest first",
+    ),
+)
+_ADMIN = bearer("admin")
+_ADMIN_ERRORS = {400: ("invalid_query",)}
+
+API_ROUTES: list[ApiRoute] = [
+    ApiRoute(
+        "/v1/cards",
+        cards.create_card,
+        method="POST",
+        operation=Operation(
+            "Issue a card (idempotent per account)",
+            {201: Reply("issued", schemas.CARD_ISSUED), 200: Reply("the account's existing card", schemas.CARD_ISSUED)},
+            body=NEW_CARD,
+            body_errors=("invalid_field",),
+            security=bearer("issuer"),
+            errors={404: ("unknown_program",), 409: ("account_in_other_program",), 503: ("unavailable",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/cards/{card}",
+        cards.get_card,
+        method="GET",
+        operation=Operation(
+            "Current card state: balance, tier, version, registered devices, timestamps",
+            {200: Reply("the card", schemas.CARD_STATE)},
+            security=bearer("issuer"),
+            params=(Param("card", {"pattern": "^[0-9]{16}$"}, "path", description="the 16-digit card number"),),
+            errors={404: ("unknown_card",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/passes/{serial}.pkpass",
+        cards.download_pkpass,
+        method="GET",
+        operation=Operation(
+            "The signed .pkpass (a signed, expiring link; no key needed)",
+            {
+                200: Reply(
+                    "the pass",
+                    media_type=cards.PKPASS_TYPE,
+                    headers={**_PASS_HEADERS, "Content-Disposition": "attachment with the program's name"},
+                )
+            },
+            params=_SIGNED_LINK,
+            errors=_LINK_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/c/{serial}",
+        cards.card_page,
+        method="GET",
+        operation=Operation(
+            "The member's card page (a signed, expiring link)",
+            {200: Reply("the page", media_type="text/html")},
+            params=_SIGNED_LINK,
+            errors=_LINK_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/programs",
+        ops.programs,
+        method="GET",
+        operation=Operation(
+            "Programs and their tiers",
+            {200: Reply("every loaded program", schemas.PROGRAMS)},
+            params=(
+                Param(
+                    "locale",
+                    {"type": "string"},
+                    description="texts in this locale where the program has it, else in its default locale",
+                ),
+            ),
+        ),
+    ),
+    ApiRoute(
+        "/v1/ledger/events",
+        ledger.post_events,
+        method="POST",
+        operation=Operation(
+            "Balance and tier changes from the ledger backend",
+            {202: Reply("each event's id under its outcome", schemas.LEDGER_RESULT)},
+            description="A repeated `id` changes nothing (`duplicate`); a `version` not above the stored one "
+            "changes nothing (`stale`). Each accepted event is durable before the answer.",
+            body=schemas.LEDGER_POST,
+            security=LEDGER_SIGNATURE,
+            errors={413: ("too_many_events",)},
+        ),
+    ),
+    ApiRoute(
+        REGISTRATION,
+        passkit.register,
+        method="POST",
+        operation=Operation(
+            "Register a device for the pass's updates",
+            {
+                201: Reply("registered", media_type=None),
+                200: Reply("already registered (a changed push token is stored)", media_type=None),
+            },
+            body=schemas.REGISTRATION,
+            body_errors=("invalid_field",),
+            security=APPLE_PASS,
+            params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        REGISTRATION,
+        passkit.unregister,
+        method="DELETE",
+        operation=Operation(
+            "Unregister a device",
+            {200: Reply("unregistered", media_type=None)},
+            security=APPLE_PASS,
+            params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        REGISTRATIONS,
+        passkit.serials,
+        method="GET",
+        operation=Operation(
+            "Serial numbers of the device's passes changed since a tag",
+            {200: Reply("the changed passes", schemas.SERIALS), 204: Reply("none changed", media_type=None)},
+            params=(
+                _DEVICE,
+                _PASS_TYPE,
+                Param(
+                    "passesUpdatedSince",
+                    {"type": "string"},
+                    description="a lastUpdated tag; without it every pass is listed",
+                ),
+            ),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        "/passkit/v1/passes/{passTypeIdentifier}/{serialNumber}",
+        passkit.latest_pass,
+        method="GET",
+        operation=Operation(
+            "The latest version of the pass",
+            {
+                200: Reply("the signed pass", media_type=cards.PKPASS_TYPE, headers=_PASS_HEADERS),
+                304: Reply(
+                    "not modified since If-Modified-Since",
+                    media_type=None,
+                    headers={"Last-Modified": "when the pass last changed"},
+                ),
+            },
+            security=APPLE_PASS,
+            params=(_PASS_TYPE, _SERIAL_NUMBER, Param("If-Modified-Since", {"type": "string"}, "header")),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        "/passkit/v1/log",
+        passkit.log,
+        method="POST",
+        operation=Operation(
+            "Log messages from Wallet (kept, bounded, visible to admin)",
+            {200: Reply("kept", media_type=None)},
+            body=schemas.DEVICE_LOG,
+            body_errors=("invalid_field",),
+        ),
+    ),
+    ApiRoute(
+        "/v1/admin/device-logs",
+        admin.device_logs,
+        method="GET",
+        operation=Operation(
+            "Log messages devices sent, newest first",
+            {200: Reply("messages", schemas.DEVICE_LOGS)},
+            security=_ADMIN,
+            params=_LIMIT,
+            errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/admin/pushes",
+        admin.pushes,
+        method="GET",
+        operation=Operation(
+            "The push journal (dry runs and deliveries), newest first",
+            {200: Reply("records", schemas.PUSHES)},
+            security=_ADMIN,
+            params=_LIMIT,
+            errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/admin/dead-letters",
+        admin.dead_letters,
+        method="GET",
+        operation=Operation(
+            "Pushes that failed for good, newest first",
+            {200: Reply("dead letters", schemas.DEAD_LETTERS)},
+            security=_ADMIN,
+            params=_LIMIT,
+            errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/healthz",
+        ops.healthz,
+        method="GET",
+        operation=Operation(
+            "The process is alive",
+            {200: Reply("alive", schemas.HEALTH)},
+        ),
+    ),
+    ApiRoute(
+        "/readyz",
+        ops.readyz,
+        method="GET",
+        operation=Operation(
+            "The store answers and the certificates are valid; days to each certificate's expiry",
+            {200: Reply("ready", schemas.READINESS), 503: Reply("not ready", schemas.READINESS)},
+        ),
+    ),
+    ApiRoute(
+        "/metrics",
+        ops.metrics,
+        method="GET",
+        operation=Operation(
+            "Prometheus metrics",
+            {200: Reply("text exposition format", media_type="text/plain")},
+        ),
+    ),
+    ApiRoute(
+        "/openapi.json",
+        ops.openapi,
+        method="GET",
+        operation=Operation(
+            "This document (OpenAPI 3.1)",
+            {200: Reply("the document")},
+        ),
+    ),
+    ApiRoute(
+        "/docs",
+        ops.docs,
+        method="GET",
+        operation=Operation(
+            "This document, rendered (Swagger UI)",
+            {200: Reply("the page", media_type="text/html")},
+        ),
+    ),
 ]
+
+# Swagger UI's own files, from its package; the page and its start script are ours (web/static/docs/)
+STATIC_MOUNTS: list[BaseRoute] = [
+    Mount("/docs/static/swagger-ui", app=StaticFiles(packages=[("swagger_ui", "static")]), name="swagger-ui"),
+    Mount("/docs/static", app=StaticFiles(directory=ops.DOCS_DIR), name="docs-static"),
+]
+
+ROUTES: list[BaseRoute] = [*API_ROUTES, *STATIC_MOUNTS]

@@ -128,7 +128,9 @@ class TestCards:
         assert ready.json()["certificates"]["days_to_expiry"]["pass"] > 0
         spec = plain.get("/openapi.json").json()
         assert "/v1/cards" in spec["paths"] and "/v1/ledger/events" in spec["paths"]
-        assert "/v1/cards" in plain.get("/docs").text
+        # /docs renders that document in the browser (Swagger UI); tests/web/test_openapi.py checks both in depth
+        docs = plain.get("/docs")
+        assert docs.headers["content-type"].startswith("text/html") and 'data-url="openapi.json"' in docs.text
         assert "wallet_" in plain.get("/metrics").text
 
 

@@ -1,0 +1,279 @@
+"""Bodies the OpenAPI document describes without reading them: request bodies whose readers are
+hand-written elsewhere (ledger/events.py, web/passkit.py) and the answers handlers build.
+
+They take their limits from those modules' constants where the constants are public, and
+tests/web/test_openapi.py holds them to what the service really accepts and answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.decide import Outcome
+from ledger.events import MAX_EVENTS
+from web.passkit import LOG_BATCH_MAX, LOG_MESSAGE_MAX, PUSH_TOKEN_RE
+from web.validation import ACCOUNT_RE, Choices
+
+JsonSchema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A body described only: its reader is hand-written elsewhere, or it is an answer."""
+
+    name: str
+    build: Callable[[Choices], JsonSchema]
+
+    def schema(self, choices: Choices) -> JsonSchema:
+        return self.build(choices)
+
+
+def _fixed(name: str, schema: JsonSchema) -> Schema:
+    return Schema(name, lambda _choices: schema)
+
+
+def _object(properties: Mapping[str, JsonSchema], required: Sequence[str] | None = None, **extra: Any) -> JsonSchema:
+    # answers list every property they always carry; None means "all of them"
+    names = list(properties) if required is None else list(required)
+    return {"type": "object", "properties": dict(properties), "required": names, **extra}
+
+
+def _array(items: JsonSchema, **extra: Any) -> JsonSchema:
+    return {"type": "array", "items": items, **extra}
+
+
+_STRING: JsonSchema = {"type": "string"}
+_INTEGER: JsonSchema = {"type": "integer"}
+_URI: JsonSchema = {"type": "string", "format": "uri"}
+_NULLABLE_STRING: JsonSchema = {"type": ["string", "null"]}
+_TIMESTAMP: JsonSchema = {"type": "string", "format": "date-time"}
+
+
+# -- cards ------------------------------------------------------------------------------------
+
+_LINKS = _object(
+    {
+        "apple": _URI | {"description": "signed, expiring .pkpass download"},
+        "page": _URI | {"description": "signed, expiring card page"},
+    }
+)
+
+CARD_ISSUED = _fixed("CardIssued", _object({"card": _STRING, "serial": _STRING, "links": _LINKS}))
+
+CARD_STATE = _fixed(
+    "CardState",
+    _object(
+        {
+            "card": _STRING,
+            "program": _STRING,
+            "account": _STRING,
+            "serial": _STRING,
+            "member": _object({"name": _STRING, "phone": _NULLABLE_STRING, "email": _NULLABLE_STRING}),
+            "locale": _STRING,
+            "balance": _INTEGER,
+            "tier": _STRING,
+            "pending": _INTEGER,
+            "expiring": {
+                "anyOf": [_object({"points": _INTEGER, "date": {"type": "string", "format": "date"}}), {"type": "null"}]
+            },
+            "last_message": _NULLABLE_STRING,
+            "version": _INTEGER,
+            "devices": _INTEGER | {"description": "registered devices"},
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+            "links": _LINKS,
+        }
+    ),
+)
+
+_TIER_SUMMARY = _object(
+    {
+        "key": _STRING,
+        "name": _STRING,
+        "names": {"type": "object", "additionalProperties": _STRING},
+        "accrual_percent": {"type": "number"},
+        "threshold": _INTEGER,
+        "next_threshold": {"type": ["integer", "null"]},
+        "colors": _object({"background": _STRING, "foreground": _STRING, "label": _STRING}),
+    }
+)
+
+PROGRAMS = _fixed(
+    "Programs",
+    _object(
+        {
+            "programs": _array(
+                _object(
+                    {
+                        "program": _STRING,
+                        "name": _STRING,
+                        "names": {"type": "object", "additionalProperties": _STRING},
+                        "organization": _STRING,
+                        "locale": _STRING,
+                        "locales": _array(_STRING),
+                        "default_locale": _STRING,
+                        "tiers": _array(_TIER_SUMMARY),
+                    },
+                    required=["program", "name", "locale", "locales", "default_locale", "tiers"],
+                )
+            )
+        }
+    ),
+)
+
+
+# -- ledger -----------------------------------------------------------------------------------
+# ledger/events.py reads these by hand; its patterns are private there, so they are restated here
+# and tests/web/test_openapi.py holds the two to the same verdicts.
+
+_POINTS_LIMIT = 2**53
+
+
+def _ledger_event(choices: Choices) -> JsonSchema:
+    def count(minimum: int = -_POINTS_LIMIT, nullable: bool = False) -> JsonSchema:
+        return {"type": ["integer", "null"] if nullable else "integer", "minimum": minimum, "maximum": _POINTS_LIMIT}
+
+    def text(max_len: int, **extra: Any) -> JsonSchema:
+        # ledger/events.py takes null for absent and refuses blank strings
+        return {"type": ["string", "null"], "maxLength": max_len, "pattern": "\\S", **extra}
+
+    tier = text(32)
+    if choices["tiers"]:
+        tier["enum"] = [*choices["tiers"], None]
+    return {
+        "title": "LedgerEvent",
+        "type": "object",
+        "required": ["id", "version", "balance"],
+        "anyOf": [
+            {"required": ["card"], "properties": {"card": {"type": "string"}}},
+            {"required": ["account"], "properties": {"account": {"type": "string"}}},
+        ],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$", "description": "unique per event"},
+            "card": {"type": ["string", "null"], "pattern": "^[0-9]{16}$"},
+            "account": {"type": ["string", "null"], "pattern": ACCOUNT_RE.pattern},
+            "version": count(1) | {"description": "increasing per card; one not above the stored version is stale"},
+            "balance": count(),
+            "tier": tier | {"description": "a tier of the card's program"},
+            "pending": count(0, nullable=True),
+            "expiring": {
+                "type": ["object", "null"],
+                "required": ["points", "date"],
+                "properties": {
+                    "points": count(0),
+                    "date": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                },
+            },
+            "message": text(500, description="shown as the pass's change notification"),
+            "occurred_at": text(40, format="date-time"),
+        },
+    }
+
+
+LEDGER_POST = Schema(
+    "LedgerPost",
+    lambda choices: _object(
+        {
+            "events": _array(
+                _ledger_event(choices),
+                maxItems=MAX_EVENTS,
+                description=f"at most {MAX_EVENTS} (more: 413); an event that does not match comes back in `invalid`",
+            )
+        }
+    ),
+)
+
+LEDGER_RESULT = _fixed(
+    "LedgerResult",
+    _object(
+        {
+            **{outcome.value: _array(_STRING) for outcome in Outcome},
+            "invalid": _array(_object({"id": _NULLABLE_STRING, "error": _STRING})),
+        }
+    ),
+)
+
+
+# -- PassKit (Apple's web service protocol) ---------------------------------------------------
+
+REGISTRATION = _fixed(
+    "Registration",
+    _object(
+        {
+            "pushToken": {
+                "type": "string",
+                "pattern": PUSH_TOKEN_RE.pattern,
+                "description": "the APNs device token, hex",
+            },
+        }
+    ),
+)
+
+SERIALS = _fixed(
+    "SerialNumbers",
+    _object(
+        {
+            "serialNumbers": _array(_STRING),
+            "lastUpdated": _STRING | {"description": "opaque tag for the next passesUpdatedSince"},
+        }
+    ),
+)
+
+DEVICE_LOG = _fixed(
+    "DeviceLog",
+    _object(
+        {
+            "logs": _array(
+                _STRING,
+                maxItems=LOG_BATCH_MAX,
+                description=f"each kept to its first {LOG_MESSAGE_MAX} characters",
+            )
+        }
+    ),
+)
+
+
+# -- admin and operations ---------------------------------------------------------------------
+
+DEVICE_LOGS = _fixed("DeviceLogs", _object({"logs": _array(_object({"at": {"type": "number"}, "message": _STRING}))}))
+
+PUSHES = _fixed("Pushes", _object({"pushes": _array({"type": "object", "description": "a push journal record"})}))
+
+DEAD_LETTERS = _fixed(
+    "DeadLetters",
+    _object(
+        {
+            "dead_letters": _array(
+                _object(
+                    {
+                        "id": {"type": ["integer", "string"]},
+                        "kind": _STRING,
+                        "attempts": _INTEGER,
+                        "error": _NULLABLE_STRING,
+                        "failed_at": {"type": "number"},
+                        "payload": {"type": "object", "description": "push tokens cut to their first 8 characters"},
+                    }
+                )
+            )
+        }
+    ),
+)
+
+HEALTH = _fixed("Health", _object({"status": {"const": "ok"}}))
+
+READINESS = _fixed(
+    "Readiness",
+    _object(
+        {
+            "status": {"enum": ["ready", "not ready"]},
+            "store": {"enum": ["ok", "unreachable"]},
+            "certificates": _object(
+                {
+                    "problems": _array(_STRING),
+                    "days_to_expiry": {"type": "object", "additionalProperties": {"type": "number"}},
+                }
+            ),
+        }
+    ),
+)
