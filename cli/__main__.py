@@ -89,34 +89,30 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
-    from cards.model import Card, Member
-    from cards.numbers import last4, new_auth_token, new_card_number, new_serial
-    from web.app import build_services
+    from cards.model import Member
+    from cards.numbers import last4
+    from service.cards import IssueError, NewCard
+    from service.wiring import open_core
 
-    services = await build_services(prepared)
+    core = await open_core(prepared.settings)
     try:
-        template = services.programs.get(args.program)
-        if template is None:
-            print(f"unknown program {args.program!r}; programs: {', '.join(sorted(services.programs))}", file=sys.stderr)
+        request = NewCard(program=args.program, account=args.account,
+                          member=Member(name=args.name, phone=args.phone, email=args.email),
+                          balance=args.balance, tier=args.tier, locale=args.locale)
+        try:
+            issued = await core.cards.issue(request, time.time())
+        except IssueError as exc:
+            programs = ", ".join(sorted(core.programs))
+            print(f"cannot issue: {exc.message}" + (f" (programs: {programs})" if exc.code == "unknown_program" else ""),
+                  file=sys.stderr)
             return 2
-        if args.tier and template.tier(args.tier) is None:
-            print(f"unknown tier {args.tier!r}; tiers: {', '.join(template.tier_keys)}", file=sys.stderr)
-            return 2
-        now = int(time.time())
-        card = Card(
-            number=new_card_number(template.card_prefix), program=template.program, account=args.account,
-            serial=new_serial(), auth_token=new_auth_token(),
-            member=Member(name=args.name, phone=args.phone, email=args.email),
-            locale=args.locale or template.default_locale, balance=args.balance,
-            tier=args.tier or template.tier_for_balance(args.balance).key, created_at=now, modified_at=now,
-        )
-        stored, created = await services.store.create_card(card)
-        rendered = services.factory.render(stored)
+        rendered = core.factory.render(issued.card)
         Path(args.out).write_bytes(rendered.data)
-        print(f"{'issued' if created else 'existing'} card *{last4(stored.number)} serial {stored.serial} -> {args.out}")
+        card = issued.card
+        print(f"{'issued' if issued.created else 'existing'} card *{last4(card.number)} serial {card.serial} -> {args.out}")
         return 0
     finally:
-        await services.store.close()
+        await core.aclose()
 
 
 def cmd_issue(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from push.results import token_hint
 from web.auth import require_role
 from web.errors import ApiError
 
@@ -32,11 +33,11 @@ async def dead_letters(request: Request) -> Response:
     rows = await request.app.state.services.store.list_dead_letters(_limit(request))
     return JSONResponse({"dead_letters": [
         {"id": d.entry.id, "kind": d.entry.kind, "attempts": d.entry.attempts, "error": d.error,
-         "failed_at": d.failed_at, "payload": _redacted(d.entry.payload)}
+         "failed_at": d.failed_at, "fields": _redacted(d.entry.fields)}
         for d in rows
     ]})
 
 
-def _redacted(payload: dict) -> dict:
-    # push tokens are credentials of a sort: show only their start
-    return {k: (v[:8] + "…" if k in ("token", "push_token") and isinstance(v, str) else v) for k, v in payload.items()}
+def _redacted(fields: dict[str, str]) -> dict[str, str]:
+    # push tokens are credentials of a sort: show only a hint
+    return {k: (token_hint(v) if k in ("token", "push_token") else v) for k, v in fields.items()}

@@ -12,34 +12,22 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from config.startup import Prepared
-from passes.apple.certs import load_signing_material
-from passes.apple.pkpass import PassFactory
-from passes.apple.signing import Signer
-from passes.programs import load_programs
-from store.factory import open_store
+from service.push import run_worker
+from service.wiring import open_core
 from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, unexpected_error_handler
 from web.metrics import Metrics
 from web.routes import ROUTES
-from service.ledger import LedgerIntake
-from web.services import Services
+from web.services import CertificateWatch, Services
 
-log = logging.getLogger("wallet")
+log = logging.getLogger(__name__)
 
 
 
 async def build_services(prepared: Prepared) -> Services:
     settings = prepared.settings
-    programs = load_programs(settings.templates_dir)
-    material = load_signing_material(settings.certs_dir, settings.pass_key_password)
-    signer = Signer.from_material(material)
-    factory = PassFactory(programs, signer, pass_type_id=settings.pass_type_id,
-                          team_id=settings.team_id, public_url=settings.public_url)
-    store = await open_store(settings.database_url)
-    services = Services(settings=settings, store=store, programs=programs, factory=factory,
-                        certs=prepared.certs, metrics=Metrics())
-    services.ledger = LedgerIntake(store, programs, settings.pass_type_id, services.outbox_wakeup)
-    return services
+    core = await open_core(settings, with_worker=settings.run_worker)
+    return Services(core=core, metrics=Metrics(), certs=CertificateWatch(settings, prepared.certs))
 
 
 def create_app(prepared: Prepared) -> Starlette:
@@ -47,14 +35,9 @@ def create_app(prepared: Prepared) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await build_services(prepared)
         app.state.services = services
-        worker_task: asyncio.Task | None = None
         stop = asyncio.Event()
-        if prepared.settings.run_worker:
-            from service.push import build_worker, run_worker
-
-            worker = build_worker(services.settings, services.store, services.outbox_wakeup)
-            services.worker = worker
-            worker_task = asyncio.create_task(run_worker(worker, stop), name="push-worker")
+        worker = services.worker
+        worker_task = asyncio.create_task(run_worker(worker, stop), name="push-worker") if worker else None
         try:
             yield
         finally:
@@ -62,7 +45,7 @@ def create_app(prepared: Prepared) -> Starlette:
             if worker_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
-            await services.store.close()
+            await services.core.aclose()
 
     return Starlette(
         routes=ROUTES,

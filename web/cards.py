@@ -8,6 +8,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from email.utils import formatdate
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -18,7 +19,7 @@ from cards.model import Card, Member
 from cards.numbers import last4, luhn_valid, new_auth_token, new_card_number, new_serial
 from passes.apple.pkpass import RenderedPass
 from passes.programs import Program
-from store.port import CardConflict
+from service.cards import IssueError, NewCard
 from web.body import read_json_object
 from web.auth import require_role
 from web.errors import ApiError
@@ -27,7 +28,7 @@ from web.models import NEW_CARD
 from web.services import Services
 from web.validation import invalid
 
-log = logging.getLogger("wallet.cards")
+log = logging.getLogger(__name__)
 
 PKPASS_TYPE = "application/vnd.apple.pkpass"
 
@@ -76,7 +77,7 @@ def card_state(services: Services, card: Card, devices: int, now: float) -> dict
     }
 
 
-def parse_new_card(data: dict[str, Any], templates: dict[str, Program]) -> tuple[Program, dict[str, Any]]:
+def parse_new_card(data: dict[str, Any], templates: Mapping[str, Program]) -> tuple[Program, dict[str, Any]]:
     # NEW_CARD holds the field rules (and is what /openapi.json shows); the checks that need the chosen
     # program are here. Fields are read one by one so an unknown program is a 404 before the other fields.
     NEW_CARD.refuse_unknown(data)
@@ -102,38 +103,24 @@ def parse_new_card(data: dict[str, Any], templates: dict[str, Program]) -> tuple
     }
 
 
+_ISSUE_STATUS = {"unknown_program": 404, "account_in_other_program": 409, "unavailable": 503}
+
+
 async def create_card(request: Request) -> Response:
     services = _services(request)
     require_role(request, "issuer")
-    template, fields = parse_new_card(await read_json_object(request), services.programs)
+    program, fields = parse_new_card(await read_json_object(request), services.programs)
     now = time.time()
-    for _ in range(8):
-        card = Card(
-            number=new_card_number(template.card_prefix),
-            program=template.program,
-            serial=new_serial(),
-            auth_token=new_auth_token(),
-            created_at=int(now),
-            modified_at=int(now),
-            **fields,
-        )
-        try:
-            stored, created = await services.store.create_card(card)
-            break
-        except CardConflict:
-            existing = await services.store.get_card_by_account(fields["account"])
-            if existing is not None and existing.program != template.program:
-                raise ApiError(409, "account_in_other_program",
-                               "this account already has a card in another program") from None
-            # a random number or serial collided: draw again
-            continue
-    else:  # pragma: no cover - 8 collisions of 10^11 random numbers
-        raise ApiError(503, "unavailable", "could not allocate a card number, try again")
-    if created:
-        services.metrics.inc("wallet_cards_issued_total", help="Cards issued", program=template.program)
-        log.info("issued card *%s in %s", last4(stored.number), stored.program)
-    body = {"card": stored.number, "serial": stored.serial, "links": links_for(services, stored, now)}
-    return JSONResponse(body, status_code=201 if created else 200)
+    try:
+        issued = await services.cards.issue(NewCard(program=program.program, **fields), now)
+    except IssueError as exc:
+        status = _ISSUE_STATUS.get(exc.code, 400)
+        raise ApiError(status, exc.code if status != 400 else "invalid_field", exc.message) from None
+    if issued.created:
+        services.metrics.inc("wallet_cards_issued_total", help="Cards issued", program=program.program)
+    card = issued.card
+    body = {"card": card.number, "serial": card.serial, "links": links_for(services, card, now)}
+    return JSONResponse(body, status_code=201 if issued.created else 200)
 
 
 async def get_card(request: Request) -> Response:

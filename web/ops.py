@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
-from passes.apple.certs import CertReport, check_certificates
 from web.openapi import openapi_document
 from web.services import Services
 
@@ -22,24 +19,13 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def _cert_report(services: Services) -> CertReport:
-    # certificates are files that an operator may replace while we run: re-read them now and then
-    if time.monotonic() - services.certs_checked_at > _CERT_RECHECK_SECONDS:
-        s = services.settings
-        services.certs = await anyio.to_thread.run_sync(
-            lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
-        )
-        services.certs_checked_at = time.monotonic()
-    return services.certs
-
-
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         store_ok = await services.store.ping()
     except Exception:  # any failure to answer means not ready
         store_ok = False
-    report = await _cert_report(services)
+    report = await services.certs.current()
     ready = store_ok and not report.problems
     body = {
         "status": "ready" if ready else "not ready",
@@ -56,11 +42,10 @@ async def metrics(request: Request) -> Response:
         extra["wallet_outbox_pending"] = float(await services.store.outbox_size())
     except Exception:
         pass
-    for name, days in services.certs.expiry.items():
+    for name, days in services.certs.report.expiry.items():
         extra[f"wallet_certificate_days_to_expiry_{name}"] = float(days)
-    worker = services.worker
-    if worker is not None:
-        for name, value in getattr(worker, "counters", {}).items():
+    if services.worker is not None:
+        for name, value in services.worker.counters.items():
             extra[f"wallet_push_{name}_total"] = float(value)
     return PlainTextResponse(services.metrics.render(extra), media_type="text/plain; version=0.0.4")
 

@@ -1,39 +1,93 @@
-"""The objects handlers share, built once at start-up and kept on `app.state.services`."""
+"""The objects handlers share, built once at start-up and kept on `app.state.services`:
+the core of service/wiring.py plus what only the web process has (metrics, readiness)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import anyio
+from starlette.requests import Request
 
 from config.settings import Settings
-from passes.apple.certs import CertReport
+from passes.apple.certs import CertReport, check_certificates
 from passes.apple.pkpass import PassFactory
 from passes.programs import Program
+from push.worker import Worker
+from service.cards import CardIssuer
 from service.ledger import LedgerIntake
+from service.wiring import Core
 from store.port import Store
 from web.metrics import Metrics
 
+_CERT_RECHECK_SECONDS = 60.0
 
-@dataclass
+
+class CertificateWatch:
+    """The certificate report, re-read now and then: an operator may replace the files while we run."""
+
+    def __init__(self, settings: Settings, report: CertReport, recheck_seconds: float = _CERT_RECHECK_SECONDS) -> None:
+        self._settings = settings
+        self._report = report
+        self._recheck = recheck_seconds
+        self._checked_at = time.monotonic()
+
+    @property
+    def report(self) -> CertReport:
+        """The last report read (no file access)."""
+        return self._report
+
+    async def current(self) -> CertReport:
+        if time.monotonic() - self._checked_at > self._recheck:
+            s = self._settings
+            self._report = await anyio.to_thread.run_sync(
+                lambda: check_certificates(s.certs_dir, s.pass_type_id, s.team_id, s.pass_key_password)
+            )
+            self._checked_at = time.monotonic()
+        return self._report
+
+
+@dataclass(frozen=True)
 class Services:
-    settings: Settings
-    store: Store
-    programs: dict[str, Program]
-    factory: PassFactory
-    certs: CertReport
+    core: Core
     metrics: Metrics
-    # set whenever new outbox work is committed, so an in-process worker wakes at once
-    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    ledger: LedgerIntake | None = None
-    worker: Any = None
-    # program -> its tier keys; fixed for the process, read by every ledger post
-    tier_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+    certs: CertificateWatch
 
-    def __post_init__(self) -> None:
-        self.tier_keys = {name: frozenset(t.tier_keys) for name, t in self.programs.items()}
-        self.all_tier_keys: frozenset[str] = frozenset().union(*self.tier_keys.values())
-        # with one shared tier set, a tier valid anywhere is valid for every card
-        self.tiers_differ = len(set(self.tier_keys.values())) > 1
-    # monotonic time of the last certificate re-check (readyz re-reads the files now and then)
-    certs_checked_at: float = 0.0
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def store(self) -> Store:
+        return self.core.store
+
+    @property
+    def programs(self) -> Mapping[str, Program]:
+        return self.core.programs
+
+    @property
+    def factory(self) -> PassFactory:
+        return self.core.factory
+
+    @property
+    def cards(self) -> CardIssuer:
+        return self.core.cards
+
+    @property
+    def ledger(self) -> LedgerIntake:
+        return self.core.ledger
+
+    @property
+    def worker(self) -> Worker | None:
+        return self.core.worker
+
+    @property
+    def outbox_wakeup(self) -> asyncio.Event:
+        return self.core.outbox_wakeup
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

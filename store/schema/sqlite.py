@@ -96,7 +96,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
                 'card_number', CAST(coalesce(json_extract(payload, '$.card'), '') AS TEXT),
                 'title', CAST(coalesce(json_extract(payload, '$.title'), '') AS TEXT),
                 'body', CAST(coalesce(json_extract(payload, '$.body'), '') AS TEXT),
-                'data', coalesce(json_extract(payload, '$.data'), '{}')),
+                'data', '' || coalesce(json_extract(payload, '$.data'), '{}')),  -- '' ||: a string, not JSON
             kind = 'app_alert'
         WHERE kind IN ('fcm_alert', 'apns_alert')""",
     ),

@@ -1,0 +1,93 @@
+"""Issuing a card, the use case behind `POST /v1/cards` and `python -m cli issue`.
+
+Idempotent per ledger account: the same account in the same program gets its existing card
+back; the same account in another program is refused. Card numbers and serials are random,
+so a collision is drawn again rather than reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cards.model import Card, Member
+from cards.numbers import last4, new_auth_token, new_card_number, new_serial
+from passes.programs import Program
+from store.port import CardConflict, Store
+
+log = logging.getLogger(__name__)
+
+_DRAWS = 8  # random numbers and serials drawn before giving up (10^11 numbers per prefix)
+
+
+class IssueError(Exception):
+    """A card that cannot be issued; `code` says why (the web layer maps it to a status)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NewCard:
+    """What a caller asks for; tier and locale default from the program."""
+
+    program: str
+    account: str
+    member: Member
+    balance: int = 0
+    tier: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    card: Card
+    created: bool
+
+
+class CardIssuer:
+    def __init__(self, store: Store, programs: Mapping[str, Program]) -> None:
+        self.store = store
+        self.programs = programs
+
+    def program(self, name: str) -> Program:
+        program = self.programs.get(name)
+        if program is None:
+            raise IssueError("unknown_program", f"program {name!r} does not exist")
+        return program
+
+    async def issue(self, request: NewCard, now: float) -> Issued:
+        program = self.program(request.program)
+        if request.tier is not None and program.tier(request.tier) is None:
+            raise IssueError("unknown_tier", f"not a tier of {program.program}: {', '.join(program.tier_keys)}")
+        if request.locale is not None and request.locale not in program.locales:
+            raise IssueError("unknown_locale", f"one of {', '.join(program.locales)}")
+        for _ in range(_DRAWS):
+            card = Card(
+                number=new_card_number(program.card_prefix),
+                program=program.program,
+                account=request.account,
+                serial=new_serial(),
+                auth_token=new_auth_token(),
+                member=request.member,
+                locale=request.locale or program.default_locale,
+                balance=request.balance,
+                tier=request.tier or program.tier_for_balance(request.balance).key,
+                created_at=int(now),
+                modified_at=int(now),
+            )
+            try:
+                stored, created = await self.store.create_card(card)
+            except CardConflict:
+                existing = await self.store.get_card_by_account(request.account)
+                if existing is not None and existing.program != program.program:
+                    raise IssueError("account_in_other_program",
+                                     "this account already has a card in another program") from None
+                continue  # a random number or serial collided: draw again
+            if created:
+                log.info("issued card *%s in %s", last4(stored.number), stored.program)
+            return Issued(stored, created)
+        raise IssueError("unavailable", "could not allocate a card number, try again")

@@ -1,0 +1,59 @@
+"""The composition root: settings -> programs -> signer -> pass factory -> store -> use cases ->
+channels -> worker, built in one place for the web process and the CLI alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from config.settings import Settings
+from passes.apple.certs import load_signing_material
+from passes.apple.pkpass import PassFactory
+from passes.apple.signing import Signer
+from passes.programs import Program, load_programs
+from push.worker import Worker
+from service.cards import CardIssuer
+from service.ledger import LedgerIntake
+from service.push import build_worker
+from store.factory import open_store
+from store.port import Store
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every entry point shares; the web layer adds its own (metrics, readiness) beside it."""
+
+    settings: Settings
+    store: Store
+    programs: Mapping[str, Program]
+    factory: PassFactory
+    cards: CardIssuer
+    ledger: LedgerIntake
+    # set whenever new outbox work is committed, so an in-process worker wakes at once
+    outbox_wakeup: asyncio.Event
+    worker: Worker | None  # the in-process worker, when this process runs one
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+
+async def open_core(settings: Settings, *, with_worker: bool = False) -> Core:
+    """Everything built and the store opened (and migrated); `with_worker` adds the push worker
+    (not started: the caller runs it, see service/push.py run_worker)."""
+    programs = load_programs(settings.templates_dir)
+    signer = Signer.from_material(load_signing_material(settings.certs_dir, settings.pass_key_password))
+    factory = PassFactory(programs, signer, pass_type_id=settings.pass_type_id,
+                          team_id=settings.team_id, public_url=settings.public_url)
+    store = await open_store(settings.database_url)
+    wakeup = asyncio.Event()
+    return Core(
+        settings=settings,
+        store=store,
+        programs=programs,
+        factory=factory,
+        cards=CardIssuer(store, programs),
+        ledger=LedgerIntake(store, programs, settings.pass_type_id, wakeup),
+        outbox_wakeup=wakeup,
+        worker=build_worker(settings, store, wakeup) if with_worker else None,
+    )

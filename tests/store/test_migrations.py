@@ -1,0 +1,94 @@
+"""Upgrading a store written by the previous schema: per-device `apns_pass` entries waiting in
+the outbox become one `pass_update` per pass, and nothing waiting is lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from store.redis import GROUP, RedisStore
+from store.schema.sqlite import MIGRATIONS
+from store.sqlite import SqliteStore
+from tests.conftest import REDIS_URL, delete_prefix
+
+NOW = 1_700_000_000.0
+
+
+def _apns_pass(device: str, serial: str, tag: int) -> str:
+    return json.dumps({"device_id": device, "pass_type_id": "pass.t", "serial": serial, "tag": tag})
+
+
+async def test_sqlite_schema_1_outbox_becomes_one_pass_update_per_pass(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    rows = [
+        ("apns_pass", _apns_pass("d1", "s1", 5), json.dumps(["d1", "pass.t", "s1"])),
+        ("apns_pass", _apns_pass("d2", "s1", 5), json.dumps(["d2", "pass.t", "s1"])),
+        ("apns_pass", _apns_pass("d1", "s2", 7), json.dumps(["d1", "pass.t", "s2"])),
+        ("apns_pass", _apns_pass("d3", "s2", 6), None),  # claimed before the upgrade
+        ("fcm_alert", json.dumps({"token": "tok", "card": "4000", "title": "T", "body": "B", "data": {"k": "v"}}),
+         None),
+    ]
+    conn.executemany("INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)"
+                     " VALUES (?, ?, ?, ?, 0, ?)", [(k, p, c, NOW, NOW) for k, p, c in rows])
+    conn.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        entries = await store.claim_outbox("w", 100, 30, NOW)
+        assert sorted((e.kind, tuple(sorted(e.fields.items()))) for e in entries) == sorted([
+            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s1"))),
+            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),
+            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),  # the claimed one, kept apart
+            ("app_alert", (("body", "B"), ("card_number", "4000"), ("data", '{"k":"v"}'), ("platform", "android"),
+                           ("title", "T"), ("token", "tok"))),
+        ])
+    finally:
+        await store.close()
+
+
+async def test_redis_schema_1_outbox_and_pushed_tags_are_converted() -> None:
+    prefix = f"test-migrate:{uuid.uuid4().hex}:"
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.set(prefix + "schema", 1)
+        await client.xgroup_create(prefix + "outbox", GROUP, id="0", mkstream=True)
+        for device, serial in [("d1", "s1"), ("d2", "s1"), ("d1", "s2")]:
+            await client.xadd(prefix + "outbox", {"kind": "apns_pass", "payload": _apns_pass(device, serial, 3),
+                                                  "attempts": "0", "enqueued_at": repr(NOW)})
+        await client.zadd(prefix + "outbox:delayed", {json.dumps({
+            "uid": "u1", "kind": "apns_pass", "payload": _apns_pass("d4", "s3", 2), "attempts": "1",
+            "enqueued_at": repr(NOW)}): NOW + 60})
+        await client.hset(prefix + "pushed", json.dumps(["d1", "pass.t", "s1"]), "3")
+        await client.set(prefix + 'pending:"s1"' + json.dumps(["d1", "pass.t"]), "1-0 3")
+
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        await store.open()
+        try:
+            assert await store.schema_version() == 2
+            assert await store.last_pushed_tag("d1", "pass.t", "s1") == 3
+            entries = await store.claim_outbox("w", 100, 30, NOW)
+            assert sorted(e.fields["serial"] for e in entries) == ["s1", "s2", "s3"]
+            assert {e.kind for e in entries} == {"pass_update"}
+            assert await store.outbox_size() == 3
+            assert not await client.exists(prefix + 'pending:"s1"' + json.dumps(["d1", "pass.t"]))
+        finally:
+            await store.close()
+        reopened = RedisStore(REDIS_URL, prefix=prefix)
+        await reopened.open()  # migrating again finds nothing to do
+        try:
+            assert await reopened.outbox_size() == 3
+        finally:
+            await reopened.close()
+    finally:
+        await client.aclose()
+        await delete_prefix(prefix)
