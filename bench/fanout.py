@@ -28,7 +28,15 @@ from pathlib import Path
 import httpx
 
 from bench.process import (
-    LEDGER_SECRET, PASS_TYPE_ID, TEAM_ID, free_port, pin_self, service_env, start_service, stop, wait_healthy,
+    LEDGER_SECRET,
+    PASS_TYPE_ID,
+    TEAM_ID,
+    free_port,
+    pin_self,
+    service_env,
+    start_service,
+    stop,
+    wait_healthy,
 )
 from bench.process import cores as split_cores
 from cards.model import Card, Member
@@ -69,9 +77,16 @@ async def _seed(db: Path) -> tuple[list[str], list[str]]:
     big: list[str] = []
     try:
         for i in range(2 * CARDS):
-            card = Card(number=new_card_number("7790"), program="coffee", account=f"fan-{run}-{i}",
-                        serial=new_serial(), auth_token=new_auth_token(), member=Member(name=f"Fan {i}"),
-                        created_at=int(now), modified_at=int(now))
+            card = Card(
+                number=new_card_number("7790"),
+                program="coffee",
+                account=f"fan-{run}-{i}",
+                serial=new_serial(),
+                auth_token=new_auth_token(),
+                member=Member(name=f"Fan {i}"),
+                created_at=int(now),
+                modified_at=int(now),
+            )
             stored, _ = await store.create_card(card)
             devices = 1 if i < CARDS else DEVICES
             for d in range(devices):
@@ -92,12 +107,19 @@ async def _phase(client: httpx.AsyncClient, numbers: list[str], versions: dict[s
             for number in numbers[:BATCH]:
                 versions[number] += 1
                 v = versions[number]
-                events.append({"id": f"{run}-{number}-{v}", "card": number, "version": v, "balance": v,
-                               "message": f"+{v}"})
+                events.append(
+                    {"id": f"{run}-{number}-{v}", "card": number, "version": v, "balance": v, "message": f"+{v}"}
+                )
             body = json.dumps({"events": events}).encode()
             t0 = time.perf_counter()
-            r = await client.post("/v1/ledger/events", content=body, headers={
-                "Content-Type": "application/json", "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body)})
+            r = await client.post(
+                "/v1/ledger/events",
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body),
+                },
+            )
             phase.latencies.append(time.perf_counter() - t0)
             if r.status_code == 202:
                 phase.events += len(r.json()["accepted"])
@@ -121,9 +143,11 @@ async def _measure(base: str, small: list[str], big: list[str]) -> tuple[list[Ph
             for label, numbers in order:
                 phase = await _phase(client, numbers, versions, run)
                 (small_phases if label == "small" else big_phases).append(phase)
-                print(f"  round {r + 1} {label:<5} ({1 if label == 'small' else DEVICES:>4} devices/card) "
-                      f"{phase.rate:7.0f} events/s  post p50 {phase.pct(0.5):6.1f} ms  p99 {phase.pct(0.99):6.1f} ms",
-                      flush=True)
+                print(
+                    f"  round {r + 1} {label:<5} ({1 if label == 'small' else DEVICES:>4} devices/card) "
+                    f"{phase.rate:7.0f} events/s  post p50 {phase.pct(0.5):6.1f} ms  p99 {phase.pct(0.99):6.1f} ms",
+                    flush=True,
+                )
     return small_phases, big_phases
 
 
@@ -137,9 +161,12 @@ def main() -> int:
         db = work / "wallet.db"
         t0 = time.perf_counter()
         small, big = asyncio.run(_seed(db))
-        print(f"ledger intake vs devices per card: {CARDS} cards x 1 device and {CARDS} cards x {DEVICES} devices "
-              f"(seeded in {time.perf_counter() - t0:.0f} s), batches of {BATCH}, {POSTERS} posters, "
-              f"{ROUNDS} rounds of {PHASE_SECONDS:.0f} s per side, worker off", flush=True)
+        print(
+            f"ledger intake vs devices per card: {CARDS} cards x 1 device and {CARDS} cards x {DEVICES} devices "
+            f"(seeded in {time.perf_counter() - t0:.0f} s), batches of {BATCH}, {POSTERS} posters, "
+            f"{ROUNDS} rounds of {PHASE_SECONDS:.0f} s per side, worker off",
+            flush=True,
+        )
         port = free_port()
         env = service_env(certs, db, port, WALLET_RUN_WORKER="0")
         log = work / "service.log"
@@ -151,9 +178,11 @@ def main() -> int:
         big_rate = sum(p.events for p in big_phases) / sum(p.seconds for p in big_phases)
         small_p99 = max(p.pct(0.99) for p in small_phases)
         big_p99 = max(p.pct(0.99) for p in big_phases)
-        print(f"  summary: 1 device/card {small_rate:.0f} events/s, {DEVICES} devices/card {big_rate:.0f} events/s: "
-              f"ratio {big_rate / small_rate:.2f} (target >= 0.9); worst post p99 {small_p99:.1f} vs {big_p99:.1f} ms",
-              flush=True)
+        print(
+            f"  summary: 1 device/card {small_rate:.0f} events/s, {DEVICES} devices/card {big_rate:.0f} events/s: "
+            f"ratio {big_rate / small_rate:.2f} (target >= 0.9); worst post p99 {small_p99:.1f} vs {big_p99:.1f} ms",
+            flush=True,
+        )
         return 0
     finally:
         stop(proc)

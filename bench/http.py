@@ -34,8 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.process import (
-    ISSUER_KEY, LEDGER_SECRET, PASS_TYPE_ID, ROOT, TEAM_ID, core_busy_seconds, cpu_seconds, free_port,
-    service_env, start_service, stop, wait_healthy,
+    ISSUER_KEY,
+    LEDGER_SECRET,
+    PASS_TYPE_ID,
+    ROOT,
+    TEAM_ID,
+    core_busy_seconds,
+    cpu_seconds,
+    free_port,
+    service_env,
+    start_service,
+    stop,
+    wait_healthy,
 )
 from bench.process import cores as split_cores
 
@@ -113,8 +123,19 @@ async def _timed(name: str, unit: str, seconds: float, workers: int, one: Reques
 
     server, client = cpu_seconds(server_pid) - server0, time.process_time() - cpu0
     other = max(0.0, sum(core_busy_seconds().values()) - busy0 - server - client)
-    return Phase(name, unit, done, len(latencies), elapsed, dict(statuses), pct(0.50), pct(0.99),
-                 server / elapsed, client / elapsed, other / elapsed)
+    return Phase(
+        name,
+        unit,
+        done,
+        len(latencies),
+        elapsed,
+        dict(statuses),
+        pct(0.50),
+        pct(0.99),
+        server / elapsed,
+        client / elapsed,
+        other / elapsed,
+    )
 
 
 async def _issue_cards(clients: list[Any], count: int, run: str) -> list[IssuedCard]:
@@ -162,9 +183,11 @@ async def _client(base: str, server_pid: int, seconds: float, cards_count: int) 
         async def register(lane: int, i: int) -> tuple[str, int]:
             card = cards[(lane * 7919 + i) % len(cards)]
             device = f"bench{run}w{lane}n{i}"
-            r = await clients[lane].post(reg_path.format(device, card.serial),
-                                         json={"pushToken": secrets.token_hex(32)},
-                                         headers={"Authorization": f"ApplePass {card.token}"})
+            r = await clients[lane].post(
+                reg_path.format(device, card.serial),
+                json={"pushToken": secrets.token_hex(32)},
+                headers={"Authorization": f"ApplePass {card.token}"},
+            )
             if r.status_code == 201:
                 registered.append(device)
             return str(r.status_code), int(r.status_code == 201)
@@ -199,12 +222,26 @@ async def _client(base: str, server_pid: int, seconds: float, cards_count: int) 
                 card = mine[(i * BATCH + k) % len(mine)]
                 version[card.number] += 1
                 v = version[card.number]
-                events.append({"id": f"{run}-{card.number}-{v}", "card": card.number, "version": v,
-                               "balance": (v * 37) % 9000, "tier": "base", "message": f"+{v} points",
-                               "occurred_at": occurred})
+                events.append(
+                    {
+                        "id": f"{run}-{card.number}-{v}",
+                        "card": card.number,
+                        "version": v,
+                        "balance": (v * 37) % 9000,
+                        "tier": "base",
+                        "message": f"+{v} points",
+                        "occurred_at": occurred,
+                    }
+                )
             body = json.dumps({"events": events}).encode()
-            r = await clients[poster].post("/v1/ledger/events", content=body, headers={
-                "Content-Type": "application/json", "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body)})
+            r = await clients[poster].post(
+                "/v1/ledger/events",
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body),
+                },
+            )
             if r.status_code != 202:
                 return str(r.status_code), 0
             answer = r.json()
@@ -218,8 +255,12 @@ async def _client(base: str, server_pid: int, seconds: float, cards_count: int) 
             await client.aclose()
 
     phases = [p for p in (reg, ser, led) if p is not None]
-    return {"setup_seconds": setup, "cards": len(cards), "devices": len(registered),
-            "phases": [asdict(p) for p in phases]}
+    return {
+        "setup_seconds": setup,
+        "cards": len(cards),
+        "devices": len(registered),
+        "phases": [asdict(p) for p in phases],
+    }
 
 
 def _client_main(args: argparse.Namespace) -> int:
@@ -246,8 +287,14 @@ def _sign_rate(certs: Path, seconds: float) -> float:
     from passes.programs import load_programs
 
     templates = load_programs(ROOT / "pass_templates")
-    factory = PassFactory(templates, Signer.from_dir(certs), pass_type_id=PASS_TYPE_ID, team_id=TEAM_ID,
-                          public_url="http://127.0.0.1:8000", cache_entries=0)  # no cache: every render signs
+    factory = PassFactory(
+        templates,
+        Signer.from_dir(certs),
+        pass_type_id=PASS_TYPE_ID,
+        team_id=TEAM_ID,
+        public_url="http://127.0.0.1:8000",
+        cache_entries=0,
+    )  # no cache: every render signs
     card = sample_card(templates["coffee"])
     return rate(lambda i: factory.render(card.with_changes(balance=i)), seconds)
 
@@ -256,22 +303,30 @@ def _sign_rate(certs: Path, seconds: float) -> float:
 def _report(result: dict[str, Any], sign_rate: float, cores: tuple[int, int] | None) -> None:
     where = f"server on core {cores[0]}, client on core {cores[1]}" if cores else "unpinned (fewer than 2 cores)"
     per_card = result["devices"] / result["cards"] if result["cards"] else 0.0
-    print(f"bench http: {result['cards']} cards issued in {result['setup_seconds']:.1f} s, "
-          f"{result['devices']} devices registered (~{per_card:.0f} per card, so each ledger event "
-          f"fans out to that many pushes); {where}")
+    print(
+        f"bench http: {result['cards']} cards issued in {result['setup_seconds']:.1f} s, "
+        f"{result['devices']} devices registered (~{per_card:.0f} per card, so each ledger event "
+        f"fans out to that many pushes); {where}"
+    )
     # per srv-s: units per second of server CPU, i.e. what one fully busy server core would do;
     # it stays meaningful when the client, not the server, limited the rate.
-    print(f"{'measure':<16}{'rate/s':>9}{'x sign':>8}{'per srv-s':>10}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'srv cpu':>8}{'cli cpu':>8}{'others':>8}  answers")
-    print(f"{'pass sign':<16}{sign_rate:>9.0f}{1.0:>8.2f}{sign_rate:>10.0f}{'':>32}  "
-          "in-process, per CPU-second of one core, cache bypassed")
+    print(
+        f"{'measure':<16}{'rate/s':>9}{'x sign':>8}{'per srv-s':>10}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'srv cpu':>8}{'cli cpu':>8}{'others':>8}  answers"
+    )
+    print(
+        f"{'pass sign':<16}{sign_rate:>9.0f}{1.0:>8.2f}{sign_rate:>10.0f}{'':>32}  "
+        "in-process, per CPU-second of one core, cache bypassed"
+    )
     for p in result["phases"]:
         rate = p["done"] / p["elapsed"] if p["elapsed"] else 0.0
         per_server_second = rate / p["server_cpu"] if p["server_cpu"] else 0.0
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(p["statuses"].items()))
-        print(f"{p['name']:<16}{rate:>9.0f}{rate / sign_rate if sign_rate else 0:>8.2f}{per_server_second:>10.0f}"
-              f"{p['p50_ms']:>8.1f}{p['p99_ms']:>8.1f}{p['server_cpu']:>8.0%}{p['client_cpu']:>8.0%}"
-              f"{p['other_cpu']:>8.0%}  {answers}")
+        print(
+            f"{p['name']:<16}{rate:>9.0f}{rate / sign_rate if sign_rate else 0:>8.2f}{per_server_second:>10.0f}"
+            f"{p['p50_ms']:>8.1f}{p['p99_ms']:>8.1f}{p['server_cpu']:>8.0%}{p['client_cpu']:>8.0%}"
+            f"{p['other_cpu']:>8.0%}  {answers}"
+        )
     ledger = next((p for p in result["phases"] if p["name"] == "ledger events"), None)
     if ledger is not None:
         rate = ledger["done"] / ledger["elapsed"] if ledger["elapsed"] else 0.0
@@ -290,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         ensure_dev_pki(tmp / "certs", PASS_TYPE_ID, TEAM_ID)
-        server = start_service(service_env(tmp / "certs", tmp / "wallet.db", port), port, log,
-                               cores[0] if cores else None)
+        server = start_service(
+            service_env(tmp / "certs", tmp / "wallet.db", port), port, log, cores[0] if cores else None
+        )
         # The sign baseline runs on the client's core while the server boots on its own.
         mask = os.sched_getaffinity(0) if cores else None
         if cores:
@@ -302,8 +358,19 @@ def main(argv: list[str] | None = None) -> int:
             if mask:
                 os.sched_setaffinity(0, mask)  # other benches in this process get every core back
         wait_healthy(server, port, log)
-        cmd = [sys.executable, "-m", "bench.http", "--client", f"http://127.0.0.1:{port}", "--server-pid", str(server.pid),
-               "--seconds", str(seconds), "--cards", str(CARDS)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.http",
+            "--client",
+            f"http://127.0.0.1:{port}",
+            "--server-pid",
+            str(server.pid),
+            "--seconds",
+            str(seconds),
+            "--cards",
+            str(CARDS),
+        ]
         if cores:
             cmd += ["--core", str(cores[1])]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)

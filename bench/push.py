@@ -61,15 +61,26 @@ from aioapns import APNs, NotificationRequest
 from aioapns.connection import APNsProductionClientProtocol
 
 from bench.process import (
-    LEDGER_SECRET, PASS_TYPE_ID, ROOT, TEAM_ID, core_busy_seconds, cpu_seconds, free_port, pin, pin_self,
-    service_env, start_service, stop, wait_healthy,
+    LEDGER_SECRET,
+    PASS_TYPE_ID,
+    ROOT,
+    TEAM_ID,
+    core_busy_seconds,
+    cpu_seconds,
+    free_port,
+    pin,
+    pin_self,
+    service_env,
+    start_service,
+    stop,
+    wait_healthy,
 )
 from bench.process import cores as split_cores
+from cards.model import Card, Member
+from cards.numbers import new_auth_token, new_card_number, new_serial
 from config.settings import Settings
 from ledger.decide import LedgerEvent
 from ledger.signature import sign
-from cards.model import Card, Member
-from cards.numbers import new_auth_token, new_card_number, new_serial
 from passes.apple.pki import ensure_dev_pki, issue_server_cert
 from push.channels.apns.sender import ApnsChannel
 from push.channels.base import Channels
@@ -118,9 +129,22 @@ class FakeApnsProcess:
 
     def __init__(self, pki: Pki, core: int | None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.apns_server", "--port", "0", "--cert", str(pki.server_cert),
-             "--key", str(pki.server_key), "--ca", str(pki.ca)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.fakes.apns_server",
+                "--port",
+                "0",
+                "--cert",
+                str(pki.server_cert),
+                "--key",
+                str(pki.server_key),
+                "--ca",
+                str(pki.ca),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         pin(self.proc.pid, core)
         assert self.proc.stdout is not None
@@ -231,9 +255,17 @@ async def _seed(store: Store, n: int, now: float) -> list[tuple[str, str]]:
     run = secrets.token_hex(4)
     seeded: list[tuple[str, str]] = []
     for i in range(n):
-        card = Card(number=new_card_number(CARD_PREFIX), program=PROGRAM, account=f"bench-{run}-{i}",
-                    serial=new_serial(), auth_token=new_auth_token(), member=Member(name=f"Bench {i}"),
-                    tier=TIER, created_at=int(now), modified_at=int(now))
+        card = Card(
+            number=new_card_number(CARD_PREFIX),
+            program=PROGRAM,
+            account=f"bench-{run}-{i}",
+            serial=new_serial(),
+            auth_token=new_auth_token(),
+            member=Member(name=f"Bench {i}"),
+            tier=TIER,
+            created_at=int(now),
+            modified_at=int(now),
+        )
         stored, _ = await store.create_card(card)
         token = _token()
         await store.register_device(f"bench{run}d{i}", PASS_TYPE_ID, stored.serial, token, now)
@@ -252,8 +284,10 @@ async def _seed_outbox(db: Path, n: int) -> None:
         now = time.time()
         cards = await _seed(store, n, now)
         for start in range(0, n, 100):  # posts of 100 events, as a ledger backend sends them
-            events = [LedgerEvent(id=f"ev-{number}-1", version=1, balance=100, card=number)
-                      for number, _ in cards[start:start + 100]]
+            events = [
+                LedgerEvent(id=f"ev-{number}-1", version=1, balance=100, card=number)
+                for number, _ in cards[start : start + 100]
+            ]
             await store.apply_ledger_events(events, now, _fanout)
         queued = await store.outbox_size()
         if queued != n:
@@ -282,8 +316,13 @@ class _TimedWorker(Worker):
 async def _ours(url: str, pki: Pki, db: Path, n: int) -> Rate:
     store = await open_store(f"sqlite:///{db}")
     # The knobs service/push.py build_worker uses (batch, concurrency: Worker defaults).
-    worker = _TimedWorker(store, channels=Channels({(APPLE, PASS_TYPE_ID): _sender(url, pki)}), consumer="bench-push",
-                          lease_seconds=30.0, expected=n)
+    worker = _TimedWorker(
+        store,
+        channels=Channels({(APPLE, PASS_TYPE_ID): _sender(url, pki)}),
+        consumer="bench-push",
+        lease_seconds=30.0,
+        expected=n,
+    )
     try:
         stop = asyncio.Event()
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -324,10 +363,12 @@ def _phase(label: str, pki: Pki, cores: tuple[int, int] | None, n: int, run: Any
         others = max(0.0, used - mine - fake_cpu) / wall
     received = summary.get("requests", -1)
     check = "ok" if received == rate.pushes == n else f"MISMATCH, expected {n}"
-    print(f"  {label:<22} {rate.per_second:7.0f} pushes/s  {rate.cpu_per_push * 1e6:4.0f} us CPU/push  "
-          f"(this process {rate.cpu / rate.elapsed:4.0%} of its core, fake {fake_cpu / wall:3.0%}, other processes "
-          f"{others:3.0%} on these cores; fake received {received} on {summary.get('connections', '?')} conn: {check})",
-          flush=True)
+    print(
+        f"  {label:<22} {rate.per_second:7.0f} pushes/s  {rate.cpu_per_push * 1e6:4.0f} us CPU/push  "
+        f"(this process {rate.cpu / rate.elapsed:4.0%} of its core, fake {fake_cpu / wall:3.0%}, other processes "
+        f"{others:3.0%} on these cores; fake received {received} on {summary.get('connections', '?')} conn: {check})",
+        flush=True,
+    )
     if set(rate.outcomes) - {"ok", "delivered"}:
         print(f"    outcomes: {rate.outcomes}")
     return rate, others
@@ -338,9 +379,12 @@ SIDES = ("raw aioapns", "our sender alone", "ours (store + Worker)")
 
 def _throughput(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     pin_self(cores[0] if cores else None)
-    print(f"1. pushes/s, {PUSHES} pass updates to distinct tokens, {IN_FLIGHT} in flight (this process on core "
-          f"{cores[0] if cores else '-'}, fake APNs subprocess on core {cores[1] if cores else '-'}); "
-          f"{ROUNDS} rounds, the order of the sides mirrored every other round", flush=True)
+    print(
+        f"1. pushes/s, {PUSHES} pass updates to distinct tokens, {IN_FLIGHT} in flight (this process on core "
+        f"{cores[0] if cores else '-'}, fake APNs subprocess on core {cores[1] if cores else '-'}); "
+        f"{ROUNDS} rounds, the order of the sides mirrored every other round",
+        flush=True,
+    )
     cert_file = tmp / "client.pem"  # aioapns reads the client certificate from a file
     cert_file.write_bytes(pki.client_pem)
     cert_file.chmod(0o600)
@@ -365,30 +409,42 @@ def _throughput(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
 
     def ratios(a: list[Rate], b: list[Rate]) -> tuple[float, float]:
         """Medians over the pairs of rounds: a/b pushes/s and b/a CPU per push."""
-        return (median(x.per_second / y.per_second for x, y in zip(a, b)),
-                median(y.cpu_per_push / x.cpu_per_push for x, y in zip(a, b)))
+        return (
+            median(x.per_second / y.per_second for x, y in zip(a, b)),
+            median(y.cpu_per_push / x.cpu_per_push for x, y in zip(a, b)),
+        )
 
     rate, cpu = ratios(ours, raw)
     verdict = "meets" if rate >= RATIO_TARGET else "BELOW"
-    print(f"  ours/raw aioapns pushes/s = {rate:.2f} (median of {len(ours)} mirrored pairs of rounds: "
-          f"{', '.join(f'{x.per_second:.0f}/{y.per_second:.0f}' for x, y in zip(ours, raw))}); "
-          f"{verdict} target >= {RATIO_TARGET}")
-    print(f"  CPU-bound ratio (raw CPU per push / ours) = {cpu:.2f} "
-          f"({', '.join(f'{y.cpu_per_push * 1e6:.0f}/{x.cpu_per_push * 1e6:.0f} us' for x, y in zip(ours, raw))})")
+    print(
+        f"  ours/raw aioapns pushes/s = {rate:.2f} (median of {len(ours)} mirrored pairs of rounds: "
+        f"{', '.join(f'{x.per_second:.0f}/{y.per_second:.0f}' for x, y in zip(ours, raw))}); "
+        f"{verdict} target >= {RATIO_TARGET}"
+    )
+    print(
+        f"  CPU-bound ratio (raw CPU per push / ours) = {cpu:.2f} "
+        f"({', '.join(f'{y.cpu_per_push * 1e6:.0f}/{x.cpu_per_push * 1e6:.0f} us' for x, y in zip(ours, raw))})"
+    )
     worker_rate, worker_cpu = ratios(ours, sender)
     sender_rate, sender_cpu = ratios(sender, raw)
-    print(f"  ours/our sender alone = {worker_rate:.2f} pushes/s, {worker_cpu:.2f} CPU: what the store and the worker "
-          f"cost on top of sending; our sender alone/raw aioapns = {sender_rate:.2f} pushes/s, {sender_cpu:.2f} CPU")
+    print(
+        f"  ours/our sender alone = {worker_rate:.2f} pushes/s, {worker_cpu:.2f} CPU: what the store and the worker "
+        f"cost on top of sending; our sender alone/raw aioapns = {sender_rate:.2f} pushes/s, {sender_cpu:.2f} CPU"
+    )
     if max(others for side in SIDES for _, others in runs[side]) > 0.2:
-        print("  note: other processes took over 20% of a pinned core during some phases; "
-              "the CPU-bound ratios are the steadier figures")
+        print(
+            "  note: other processes took over 20% of a pinned core during some phases; "
+            "the CPU-bound ratios are the steadier figures"
+        )
     if min(rate, cpu) < RATIO_TARGET:
         print("  where the time goes: py-spy record --threads -- python -m bench push")
 
 
 def _pair(a: Rate, b: Rate) -> Rate:
     """Two phases of one side as one: pushes, time and CPU summed."""
-    return Rate(a.pushes + b.pushes, a.elapsed + b.elapsed, a.cpu + b.cpu, dict(Counter(a.outcomes) + Counter(b.outcomes)))
+    return Rate(
+        a.pushes + b.pushes, a.elapsed + b.elapsed, a.cpu + b.cpu, dict(Counter(a.outcomes) + Counter(b.outcomes))
+    )
 
 
 # -- 2. latency -------------------------------------------------------------------------------
@@ -409,8 +465,11 @@ async def _seed_db(db: Path, n: int) -> list[tuple[str, str]]:
 
 async def _post(client: httpx.AsyncClient, events: list[dict[str, Any]]) -> httpx.Response:
     body = json.dumps({"events": events}).encode()
-    return await client.post("/v1/ledger/events", content=body, headers={
-        "Content-Type": "application/json", "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body)})
+    return await client.post(
+        "/v1/ledger/events",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Wallet-Signature": sign(LEDGER_SECRET, int(time.time()), body)},
+    )
 
 
 async def _steady_posts(base: str, cards: list[tuple[str, str]]) -> tuple[list[Sent], Counter[str]]:
@@ -424,6 +483,7 @@ async def _steady_posts(base: str, cards: list[tuple[str, str]]) -> tuple[list[S
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 
     async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+
         async def one(batch: list[tuple[str, str]], events: list[dict[str, Any]]) -> None:
             started = time.time()
             try:
@@ -454,8 +514,9 @@ async def _steady_posts(base: str, cards: list[tuple[str, str]]) -> tuple[list[S
             for number, _ in batch:
                 version[number] += 1
                 v = version[number]
-                events.append({"id": f"lat-{number}-{v}", "card": number, "version": v, "balance": v * 10,
-                               "message": f"+{v}"})
+                events.append(
+                    {"id": f"lat-{number}-{v}", "card": number, "version": v, "balance": v * 10, "message": f"+{v}"}
+                )
             tasks.append(asyncio.create_task(one(batch, events)))
         await asyncio.gather(*tasks)
     return sent, problems
@@ -467,8 +528,10 @@ def _pct(values: list[float], q: float) -> float:
 
 def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     service_core, my_core = (cores[0], cores[1]) if cores else (None, None)
-    print(f"2. latency ledger 202 -> APNs request received, {LAT_RATE:.0f} events/s for {LAT_SECONDS:.0f} s, "
-          f"{LAT_CARDS} cards (service on core {service_core}; poster + fake APNs thread on core {my_core})")
+    print(
+        f"2. latency ledger 202 -> APNs request received, {LAT_RATE:.0f} events/s for {LAT_SECONDS:.0f} s, "
+        f"{LAT_CARDS} cards (service on core {service_core}; poster + fake APNs thread on core {my_core})"
+    )
     db = tmp / "latency.db"
     cards = asyncio.run(_seed_db(db, LAT_CARDS + 1))
     fake = ThreadedApns(pki.certs)
@@ -477,8 +540,9 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
         pin_self(my_core)  # after the fake's thread exists, so it moves too
         port = free_port()
         log = tmp / "service.log"
-        env = service_env(pki.certs, db, port, WALLET_PUSH_DRY_RUN="0", WALLET_APNS_ENDPOINT=fake.url,
-                          WALLET_APNS_CA_FILE=str(pki.ca))
+        env = service_env(
+            pki.certs, db, port, WALLET_PUSH_DRY_RUN="0", WALLET_APNS_ENDPOINT=fake.url, WALLET_APNS_CA_FILE=str(pki.ca)
+        )
         proc = start_service(env, port, log, service_core)
         wait_healthy(proc, port, log, SUBPROCESS_START)
         cpu0 = cpu_seconds(proc.pid)
@@ -517,14 +581,23 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     posted_rate = len(sent) / (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
     p99 = _pct(after_202, 0.99)
     verdict = "meets" if p99 < P99_TARGET_MS else "ABOVE"
-    print(f"  posted {posted_rate:.0f} events/s; ledger post round trip p50 {_pct(round_trips, 0.5):.1f} ms, "
-          f"p99 {_pct(round_trips, 0.99):.1f} ms")
-    print(f"  events accepted {len(sent)}, APNs requests {len(received)} (incl. warm-up), unmatched {missing}"
-          + (f", problems {dict(problems)}" if problems else "") + f"; service CPU {service_share:.0%} of a core")
-    print(f"  receive - 202 answer : p50 {_pct(after_202, 0.5):6.1f} ms  p99 {p99:6.1f} ms  "
-          f"max {after_202[-1] if after_202 else float('nan'):6.1f} ms  ({verdict} target p99 < {P99_TARGET_MS:.0f} ms)")
-    print(f"  receive - post start : p50 {_pct(after_start, 0.5):6.1f} ms  p99 {_pct(after_start, 0.99):6.1f} ms  "
-          f"max {after_start[-1] if after_start else float('nan'):6.1f} ms")
+    print(
+        f"  posted {posted_rate:.0f} events/s; ledger post round trip p50 {_pct(round_trips, 0.5):.1f} ms, "
+        f"p99 {_pct(round_trips, 0.99):.1f} ms"
+    )
+    print(
+        f"  events accepted {len(sent)}, APNs requests {len(received)} (incl. warm-up), unmatched {missing}"
+        + (f", problems {dict(problems)}" if problems else "")
+        + f"; service CPU {service_share:.0%} of a core"
+    )
+    print(
+        f"  receive - 202 answer : p50 {_pct(after_202, 0.5):6.1f} ms  p99 {p99:6.1f} ms  "
+        f"max {after_202[-1] if after_202 else float('nan'):6.1f} ms  ({verdict} target p99 < {P99_TARGET_MS:.0f} ms)"
+    )
+    print(
+        f"  receive - post start : p50 {_pct(after_start, 0.5):6.1f} ms  p99 {_pct(after_start, 0.99):6.1f} ms  "
+        f"max {after_start[-1] if after_start else float('nan'):6.1f} ms"
+    )
 
 
 def main() -> int:

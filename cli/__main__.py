@@ -20,7 +20,9 @@ def _print_dev_banner(prepared: Prepared) -> None:
     print(f"  store:    {s.database_url}")
     print(f"  docs:     {s.public_url}/docs   programs: {s.public_url}/v1/programs   ready: {s.public_url}/readyz")
     print(f"  passkit:  {s.web_service_url}   pass type {s.pass_type_id}, team {s.team_id}")
-    print(f"  pushes:   {'recorded only (dry run), see /v1/admin/pushes' if s.push_dry_run else 'sent to ' + s.apns_endpoint}")
+    print(
+        f"  pushes:   {'recorded only (dry run), see /v1/admin/pushes' if s.push_dry_run else 'sent to ' + s.apns_endpoint}"
+    )
     if prepared.created_pki:
         print(f"  created a throw-away dev PKI in {s.certs_dir}/")
     if prepared.dev_secrets is not None:
@@ -63,8 +65,10 @@ def cmd_pki(args: argparse.Namespace) -> int:
 
     s = load_settings()
     created = ensure_dev_pki(s.certs_dir, s.pass_type_id, s.team_id)
-    print(f"dev PKI {'created' if created else 'already present'} in {s.certs_dir}/ "
-          f"(pass type {s.pass_type_id}, team {s.team_id})")
+    print(
+        f"dev PKI {'created' if created else 'already present'} in {s.certs_dir}/ "
+        f"(pass type {s.pass_type_id}, team {s.team_id})"
+    )
     return 0
 
 
@@ -96,20 +100,29 @@ async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
 
     core = await open_core(prepared.settings)
     try:
-        request = NewCard(program=args.program, account=args.account,
-                          member=Member(name=args.name, phone=args.phone, email=args.email),
-                          balance=args.balance, tier=args.tier, locale=args.locale)
+        request = NewCard(
+            program=args.program,
+            account=args.account,
+            member=Member(name=args.name, phone=args.phone, email=args.email),
+            balance=args.balance,
+            tier=args.tier,
+            locale=args.locale,
+        )
         try:
             issued = await core.cards.issue(request, time.time())
         except IssueError as exc:
             programs = ", ".join(sorted(core.programs))
-            print(f"cannot issue: {exc.message}" + (f" (programs: {programs})" if exc.code == "unknown_program" else ""),
-                  file=sys.stderr)
+            print(
+                f"cannot issue: {exc.message}" + (f" (programs: {programs})" if exc.code == "unknown_program" else ""),
+                file=sys.stderr,
+            )
             return 2
         rendered = core.factory.render(issued.card)
         Path(args.out).write_bytes(rendered.data)
         card = issued.card
-        print(f"{'issued' if issued.created else 'existing'} card *{last4(card.number)} serial {card.serial} -> {args.out}")
+        print(
+            f"{'issued' if issued.created else 'existing'} card *{last4(card.number)} serial {card.serial} -> {args.out}"
+        )
         return 0
     finally:
         await core.aclose()
@@ -124,8 +137,10 @@ def cmd_test_push(args: argparse.Namespace) -> int:
 
     settings = prepare_or_exit().settings
     result = asyncio.run(send_test_push(settings, args.token))
-    print(f"push {'recorded (dry run)' if settings.push_dry_run else 'sent'}: {result.status}"
-          + (f" ({result.reason})" if result.reason else ""))
+    print(
+        f"push {'recorded (dry run)' if settings.push_dry_run else 'sent'}: {result.status}"
+        + (f" ({result.reason})" if result.reason else "")
+    )
     return 0 if result.ok else 1
 
 
@@ -138,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="run the push worker").set_defaults(func=cmd_worker)
     sub.add_parser("pki", help="create the dev PKI in WALLET_CERTS_DIR if missing").set_defaults(func=cmd_pki)
-    sub.add_parser("check-certs", help="check signing certificates and print days to expiry").set_defaults(func=cmd_check_certs)
+    sub.add_parser("check-certs", help="check signing certificates and print days to expiry").set_defaults(
+        func=cmd_check_certs
+    )
     p = sub.add_parser("api-key", help="generate an API key for a role")
     p.add_argument("role", choices=ROLES)
     p.set_defaults(func=cmd_api_key)

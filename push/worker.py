@@ -153,8 +153,13 @@ class Worker:
         self._room = asyncio.Event()
         self.paused: dict[str, float] = {}  # channel name -> paused until (clock seconds)
         self.counters: dict[str, int] = {
-            "delivered": 0, "retried": 0, "dead": 0, "invalid": 0, "auth_errors": 0,
-            "failed": 0, "skipped": 0,
+            "delivered": 0,
+            "retried": 0,
+            "dead": 0,
+            "invalid": 0,
+            "auth_errors": 0,
+            "failed": 0,
+            "skipped": 0,
         }
         # kind -> handler: one line per message kind
         self._handlers: dict[str, _Handler] = {
@@ -312,9 +317,11 @@ class Worker:
                 seen.add(key)
                 channel = self._channel(state, APPLE, message.pass_type_id, batch.now)
                 if channel is not None:
-                    sends.add(channel, PassPush(device.push_token),
-                              self._pass_result(state, message, device.device_id, device.push_token,
-                                                target.tag, batch))
+                    sends.add(
+                        channel,
+                        PassPush(device.push_token),
+                        self._pass_result(state, message, device.device_id, device.push_token, target.tag, batch),
+                    )
         await sends.run()
 
     def _pass_result(
@@ -334,10 +341,18 @@ class Worker:
                 self._invalid(state, token, result)
             else:
                 self._not_delivered(state, channel, result, batch.now)
-            batch.journal.append(self._record(
-                state, channel, result, token,
-                pass_type_id=message.pass_type_id, serial=message.serial, device_id=device_id, tag=tag,
-            ))
+            batch.journal.append(
+                self._record(
+                    state,
+                    channel,
+                    result,
+                    token,
+                    pass_type_id=message.pass_type_id,
+                    serial=message.serial,
+                    device_id=device_id,
+                    tag=tag,
+                )
+            )
 
         return on_result
 
@@ -359,8 +374,11 @@ class Worker:
                 self._invalid(state, message.token, result)
             else:
                 self._not_delivered(state, channel, result, batch.now)
-            batch.journal.append(self._record(state, channel, result, message.token,
-                                              platform=message.platform, card=message.card_number[-4:]))
+            batch.journal.append(
+                self._record(
+                    state, channel, result, message.token, platform=message.platform, card=message.card_number[-4:]
+                )
+            )
 
         return on_result
 
@@ -395,8 +413,12 @@ class Worker:
     def _record(state: _Entry, channel: Channel, result: PushResult, token: str, **extra: Any) -> dict[str, Any]:
         """The one journal record shape, whatever the channel or mode; tokens only as a hint."""
         record: dict[str, Any] = {
-            "kind": state.entry.kind, "entry": state.entry.id, "channel": channel.name,
-            "outcome": result.status, "dry_run": channel.dry_run, "token": token_hint(token),
+            "kind": state.entry.kind,
+            "entry": state.entry.id,
+            "channel": channel.name,
+            "outcome": result.status,
+            "dry_run": channel.dry_run,
+            "token": token_hint(token),
         }
         if result.reason:
             record["reason"] = result.reason
@@ -420,6 +442,7 @@ class Worker:
         self.paused[channel] = now + self.auth_cooldown
         log.error(
             "push channel %s: credentials refused (%s); pausing %.0fs, entries stay queued",
-            channel, result.reason, self.auth_cooldown,
+            channel,
+            result.reason,
+            self.auth_cooldown,
         )
-

@@ -84,8 +84,9 @@ class CardIssuer:
             except CardConflict:
                 existing = await self.store.get_card_by_account(request.account)
                 if existing is not None and existing.program != program.program:
-                    raise IssueError("account_in_other_program",
-                                     "this account already has a card in another program") from None
+                    raise IssueError(
+                        "account_in_other_program", "this account already has a card in another program"
+                    ) from None
                 continue  # a random number or serial collided: draw again
             if created:
                 log.info("issued card *%s in %s", last4(stored.number), stored.program)

@@ -25,7 +25,10 @@ class LedgerIntake:
     """Built once per process: the tier sets of the programs are fixed while it runs."""
 
     def __init__(
-        self, store: Store, programs: Mapping[str, Program], pass_type_id: str,
+        self,
+        store: Store,
+        programs: Mapping[str, Program],
+        pass_type_id: str,
         wakeup: asyncio.Event | None = None,
     ) -> None:
         self.store = store

@@ -43,10 +43,20 @@ def apns_channel(settings: Settings) -> ApnsChannel:
     if settings.apns_key_file:
         with open(settings.apns_key_file, encoding="utf-8") as handle:
             key_p8 = handle.read()
-        return ApnsChannel(settings.pass_type_id, endpoint=settings.apns_endpoint, key_p8=key_p8,
-                           key_id=settings.apns_key_id, team_id=settings.team_id, ca_file=settings.apns_ca_file)
-    return ApnsChannel(settings.pass_type_id, endpoint=settings.apns_endpoint,
-                       client_cert_pem=client_cert_pem(settings), ca_file=settings.apns_ca_file)
+        return ApnsChannel(
+            settings.pass_type_id,
+            endpoint=settings.apns_endpoint,
+            key_p8=key_p8,
+            key_id=settings.apns_key_id,
+            team_id=settings.team_id,
+            ca_file=settings.apns_ca_file,
+        )
+    return ApnsChannel(
+        settings.pass_type_id,
+        endpoint=settings.apns_endpoint,
+        client_cert_pem=client_cert_pem(settings),
+        ca_file=settings.apns_ca_file,
+    )
 
 
 def build_channels(settings: Settings) -> Channels:
@@ -63,8 +73,13 @@ def consumer_name() -> str:
 
 
 def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None = None) -> Worker:
-    return Worker(store, channels=build_channels(settings), consumer=consumer_name(),
-                  lease_seconds=settings.worker_lease_seconds, wakeup=wakeup)
+    return Worker(
+        store,
+        channels=build_channels(settings),
+        consumer=consumer_name(),
+        lease_seconds=settings.worker_lease_seconds,
+        wakeup=wakeup,
+    )
 
 
 async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
@@ -83,8 +98,9 @@ async def run_standalone_worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     worker = build_worker(settings, store)
-    log.info("push worker %s started (%s)", worker.consumer,
-             "dry run" if settings.push_dry_run else settings.apns_endpoint)
+    log.info(
+        "push worker %s started (%s)", worker.consumer, "dry run" if settings.push_dry_run else settings.apns_endpoint
+    )
     try:
         await run_worker(worker, stop)
     finally:
@@ -99,9 +115,15 @@ async def send_test_push(settings: Settings, token: str) -> PushResult:
     try:
         [result] = await channel.deliver([PassPush(token)])
         await store.record_push(
-            {"kind": "test_push", "channel": channel.name, "outcome": result.status,
-             "dry_run": channel.dry_run, "token": token_hint(token)},
-            time.time(), JOURNAL_KEEP,
+            {
+                "kind": "test_push",
+                "channel": channel.name,
+                "outcome": result.status,
+                "dry_run": channel.dry_run,
+                "token": token_hint(token),
+            },
+            time.time(),
+            JOURNAL_KEEP,
         )
     finally:
         await channel.aclose()

@@ -43,8 +43,9 @@ async def open_core(settings: Settings, *, with_worker: bool = False) -> Core:
     (not started: the caller runs it, see service/push.py run_worker)."""
     programs = load_programs(settings.templates_dir)
     signer = Signer.from_material(load_signing_material(settings.certs_dir, settings.pass_key_password))
-    factory = PassFactory(programs, signer, pass_type_id=settings.pass_type_id,
-                          team_id=settings.team_id, public_url=settings.public_url)
+    factory = PassFactory(
+        programs, signer, pass_type_id=settings.pass_type_id, team_id=settings.team_id, public_url=settings.public_url
+    )
     store = await open_store(settings.database_url)
     wakeup = asyncio.Event()
     return Core(

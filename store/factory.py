@@ -14,7 +14,7 @@ def sqlite_path(url: str) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise StoreError("a SQLite URL looks like sqlite:///path/to/file.db")
-    path = url[len(prefix):]
+    path = url[len(prefix) :]
     if path == ":memory:":
         # Each process (web, worker) would get its own empty database: never what is meant.
         raise StoreError("sqlite:///:memory: is not supported; give a file path")

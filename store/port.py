@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from cards.model import Card
 from ledger.decide import LedgerEvent, Outcome
 from ledger.plan import EventCheck
-from cards.model import Card
 
 
 class StoreError(Exception):
@@ -176,9 +176,7 @@ class Store(abc.ABC):
     async def get_registrations(self, serial: str) -> list[Registration]: ...
 
     @abc.abstractmethod
-    async def get_registration(
-        self, device_id: str, pass_type_id: str, serial: str
-    ) -> Registration | None: ...
+    async def get_registration(self, device_id: str, pass_type_id: str, serial: str) -> Registration | None: ...
 
     @abc.abstractmethod
     async def count_registrations(self, serial: str) -> int: ...
@@ -223,9 +221,7 @@ class Store(abc.ABC):
         (for an entry coalesced into one already waiting, that one's id)."""
 
     @abc.abstractmethod
-    async def claim_outbox(
-        self, consumer: str, limit: int, lease_seconds: float, now: float
-    ) -> list[OutboxEntry]:
+    async def claim_outbox(self, consumer: str, limit: int, lease_seconds: float, now: float) -> list[OutboxEntry]:
         """Up to `limit` entries that are due and not leased by a live consumer, leased to
         `consumer`. Entries whose lease ran out (a dead worker) are claimed again; claiming
         ends coalescing for that entry (a later change enqueues a new one)."""

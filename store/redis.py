@@ -34,10 +34,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from ledger.decide import LedgerEvent, Outcome
 from cards.model import Card
-from store import redis_scripts as lua
+from ledger.decide import LedgerEvent, Outcome
 from ledger.plan import EventCheck, card_key, plan_batch
+from store import redis_scripts as lua
 from store.port import (
     AppToken,
     CardConflict,
@@ -79,8 +79,11 @@ def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
     values = dict(zip(flat[::2], flat[1::2]))
     fields = {name[2:]: value for name, value in values.items() if name.startswith("f:")}
     return OutboxEntry(
-        id=entry_id, kind=values["kind"], fields=fields,
-        attempts=int(values["attempts"]), enqueued_at=float(values["enqueued_at"]),
+        id=entry_id,
+        kind=values["kind"],
+        fields=fields,
+        attempts=int(values["attempts"]),
+        enqueued_at=float(values["enqueued_at"]),
     )
 
 
@@ -123,9 +126,19 @@ class RedisStore(Store):
         client = aioredis.from_url(self.url, decode_responses=True, **self._client_options)
         try:
             for name in (
-                "CREATE_CARD", "APPLY_LEDGER", "ENQUEUE", "CLAIM_OUTBOX", "RETRY_OUTBOX", "DEAD_LETTER",
-                "REMOVE_STALE_REGISTRATION", "SERIALS_WITH_TAGS", "ADD_APP_TOKEN", "DELETE_APP_TOKEN",
-                "APP_TOKENS", "MARK_PUSHED", "COMPLETE_PUSHES",
+                "CREATE_CARD",
+                "APPLY_LEDGER",
+                "ENQUEUE",
+                "CLAIM_OUTBOX",
+                "RETRY_OUTBOX",
+                "DEAD_LETTER",
+                "REMOVE_STALE_REGISTRATION",
+                "SERIALS_WITH_TAGS",
+                "ADD_APP_TOKEN",
+                "DELETE_APP_TOKEN",
+                "APP_TOKENS",
+                "MARK_PUSHED",
+                "COMPLETE_PUSHES",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -178,7 +191,7 @@ class RedisStore(Store):
         # Schema 1's markers ("<entry id> <tag>" under pending:<serial><field>) are never read again.
         stale = [key async for key in client.scan_iter(match=self._key("pending:*"), count=500)]
         for start in range(0, len(stale), 500):
-            await client.delete(*stale[start:start + 500])
+            await client.delete(*stale[start : start + 500])
         # The message shape of push/messages.PassUpdate, written out: the store may not import push/.
         entries = [
             NewEntry("pass_update", {"pass_type_id": p, "serial": s}, _dumps(["pass_update", p, s]))
@@ -309,8 +322,9 @@ class RedisStore(Store):
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
     ) -> bool:
         field = _reg_field(device_id, pass_type_id)
-        value = _dumps({"device_id": device_id, "pass_type_id": pass_type_id, "push_token": push_token,
-                        "updated_at": now})
+        value = _dumps(
+            {"device_id": device_id, "pass_type_id": pass_type_id, "push_token": push_token, "updated_at": now}
+        )
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(self._key("regs:", serial), field, value)
             pipe.sadd(self._key("devregs:", field), serial)
@@ -329,8 +343,11 @@ class RedisStore(Store):
     def _registration(serial: str, value: str) -> Registration:
         data = json.loads(value)
         return Registration(
-            device_id=data["device_id"], pass_type_id=data["pass_type_id"], serial=serial,
-            push_token=data["push_token"], updated_at=data["updated_at"],
+            device_id=data["device_id"],
+            pass_type_id=data["pass_type_id"],
+            serial=serial,
+            push_token=data["push_token"],
+            updated_at=data["updated_at"],
         )
 
     async def get_registrations(self, serial: str) -> list[Registration]:
@@ -407,9 +424,7 @@ class RedisStore(Store):
             return []
         return list(await self._script("ENQUEUE", repr(now), _dumps([_entry_json(e) for e in entries])))
 
-    async def claim_outbox(
-        self, consumer: str, limit: int, lease_seconds: float, now: float
-    ) -> list[OutboxEntry]:
+    async def claim_outbox(self, consumer: str, limit: int, lease_seconds: float, now: float) -> list[OutboxEntry]:
         if limit <= 0:
             return []
         rows = await self._script(
@@ -429,31 +444,47 @@ class RedisStore(Store):
 
     async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
         # The entry comes back under a new stream id once due; the uid keeps zset members distinct.
-        member = _dumps({
-            "uid": uuid.uuid4().hex, "kind": entry.kind,
-            "fields": [part for item in entry.fields.items() for part in item],
-            "attempts": str(entry.attempts + 1), "enqueued_at": repr(entry.enqueued_at),
-        })
+        member = _dumps(
+            {
+                "uid": uuid.uuid4().hex,
+                "kind": entry.kind,
+                "fields": [part for item in entry.fields.items() for part in item],
+                "attempts": str(entry.attempts + 1),
+                "enqueued_at": repr(entry.enqueued_at),
+            }
+        )
         await self._script("RETRY_OUTBOX", GROUP, entry.id, member, repr(now + delay_seconds))
 
     async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
         """Moves the entry when it is still in the outbox (an entry already acknowledged or
         dead-lettered elsewhere is not recorded twice)."""
-        record = _dumps({
-            "entry": {"id": entry.id, "kind": entry.kind, "fields": entry.fields,
-                      "attempts": entry.attempts, "enqueued_at": entry.enqueued_at},
-            "error": error, "failed_at": now,
-        })
+        record = _dumps(
+            {
+                "entry": {
+                    "id": entry.id,
+                    "kind": entry.kind,
+                    "fields": entry.fields,
+                    "attempts": entry.attempts,
+                    "enqueued_at": entry.enqueued_at,
+                },
+                "error": error,
+                "failed_at": now,
+            }
+        )
         await self._script("DEAD_LETTER", GROUP, entry.id, record)
 
     async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
         return [
             DeadLetter(
                 entry=OutboxEntry(
-                    id=row["entry"]["id"], kind=row["entry"]["kind"], fields=row["entry"].get("fields") or {},
-                    attempts=row["entry"]["attempts"], enqueued_at=row["entry"]["enqueued_at"],
+                    id=row["entry"]["id"],
+                    kind=row["entry"]["kind"],
+                    fields=row["entry"].get("fields") or {},
+                    attempts=row["entry"]["attempts"],
+                    enqueued_at=row["entry"]["enqueued_at"],
                 ),
-                error=row["error"], failed_at=row["failed_at"],
+                error=row["error"],
+                failed_at=row["failed_at"],
             )
             for row in await self._newest(self._key("dead"), limit)
         ]
@@ -504,7 +535,11 @@ class RedisStore(Store):
             return
         flat_marks = [[m.serial, _reg_field(m.device_id, m.pass_type_id), str(m.tag)] for m in marks if m.tag > 0]
         await self._script(
-            "COMPLETE_PUSHES", GROUP, str(keep), _dumps(flat_marks), _dumps(list(acks)),
+            "COMPLETE_PUSHES",
+            GROUP,
+            str(keep),
+            _dumps(flat_marks),
+            _dumps(list(acks)),
             _dumps([_dumps({"at": now, **record}) for record in journal]),
         )
 

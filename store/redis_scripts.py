@@ -55,19 +55,24 @@ end
 """
 
 # ARGV: prefix, now, entries json [e, ...] (as add_entry) -> {id, ...}
-ENQUEUE = _ADD_ENTRY + """
+ENQUEUE = (
+    _ADD_ENTRY
+    + """
 local p, now = ARGV[1], ARGV[2]
 local out = {}
 for i, e in ipairs(cjson.decode(ARGV[3])) do out[i] = add_entry(p, p .. 'outbox', now, e) end
 return out
 """
+)
 
 # ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...],
 #   e: [entry, ...]}]
 # -> per group, the card's new tag, or 0 when the card or an id changed since the plan was
 # made (compare-and-set: the caller re-reads and re-plans that card's events). A committed
 # group's entries are added as add_entry does.
-APPLY_LEDGER = _ADD_ENTRY + """
+APPLY_LEDGER = (
+    _ADD_ENTRY
+    + """
 local p = ARGV[1]
 local now = ARGV[2]
 local groups = cjson.decode(ARGV[3])
@@ -96,6 +101,7 @@ for i, g in ipairs(groups) do
 end
 return results
 """
+)
 
 # ARGV: prefix, group, consumer, limit, min idle ms (the lease), now
 # -> {{id, {field, value, ...}}, ...}

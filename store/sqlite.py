@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ledger.decide import LedgerEvent
 from cards.model import Card
+from ledger.decide import LedgerEvent
 from ledger.plan import EventCheck, plan_batch
 from store.port import (
     AppToken,
@@ -82,7 +82,8 @@ def _dumps_records(records: list[dict[str, Any]]) -> str:
     # records hold (a finite float `at`, strings, ints, None); anything else (NaN, nested
     # values, integers beyond 64 bits, ...) goes to _dumps.
     if all(
-        type(at := record.get("at")) is float and math.isfinite(at)
+        type(at := record.get("at")) is float
+        and math.isfinite(at)
         and all(type(v) in _ORJSON_SAME for k, v in record.items() if k != "at")
         for record in records
     ):
@@ -244,8 +245,15 @@ class SqliteStore(Store):
         stored = card.with_changes(tag=self._next_tag(conn))
         conn.execute(
             "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (stored.number, stored.serial, stored.account, stored.program, stored.version, stored.tag,
-             _dumps(stored.to_dict())),
+            (
+                stored.number,
+                stored.serial,
+                stored.account,
+                stored.program,
+                stored.version,
+                stored.tag,
+                _dumps(stored.to_dict()),
+            ),
         )
         return stored, True
 
@@ -275,17 +283,23 @@ class SqliteStore(Store):
         return await self._write(self._apply_ledger_events, events, now, fanout, check)
 
     def _apply_ledger_events(
-        self, conn: sqlite3.Connection, events: list[LedgerEvent], now: float, fanout: Fanout,
+        self,
+        conn: sqlite3.Connection,
+        events: list[LedgerEvent],
+        now: float,
+        fanout: Fanout,
         check: EventCheck | None,
     ) -> LedgerResult:
         numbers = {e.card for e in events if e.card is not None}
         accounts = {e.account for e in events if e.card is None and e.account is not None}
         number_by_account: dict[str, str] = {}
         if accounts:
-            number_by_account = dict(conn.execute(
-                "SELECT account, number FROM cards WHERE account IN (SELECT value FROM json_each(?))",
-                (_dumps(sorted(accounts)),),
-            ).fetchall())
+            number_by_account = dict(
+                conn.execute(
+                    "SELECT account, number FROM cards WHERE account IN (SELECT value FROM json_each(?))",
+                    (_dumps(sorted(accounts)),),
+                ).fetchall()
+            )
             numbers.update(number_by_account.values())
         cards = {}
         if numbers:
@@ -294,10 +308,13 @@ class SqliteStore(Store):
             ):
                 card = _card_from_row(data)
                 cards[card.number] = card
-        seen = {row[0] for row in conn.execute(
-            "SELECT id FROM ledger_event_ids WHERE id IN (SELECT value FROM json_each(?))",
-            (_dumps(sorted({e.id for e in events})),),
-        )}
+        seen = {
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM ledger_event_ids WHERE id IN (SELECT value FROM json_each(?))",
+                (_dumps(sorted({e.id for e in events})),),
+            )
+        }
 
         # Tags come from the counter; we hold the write lock, so reading it once and writing
         # back the last value handed out is the same as incrementing per event.
@@ -352,50 +369,64 @@ class SqliteStore(Store):
 
     async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
         return await self._write(
-            lambda conn: conn.execute(
-                "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
-                (device_id, pass_type_id, serial),
-            ).rowcount > 0
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+                    (device_id, pass_type_id, serial),
+                ).rowcount
+                > 0
+            )
         )
 
     async def get_registrations(self, serial: str) -> list[Registration]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
-            " WHERE serial = ? ORDER BY device_id, pass_type_id",
-            (serial,),
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+                " WHERE serial = ? ORDER BY device_id, pass_type_id",
+                (serial,),
+            ).fetchall()
+        )
         return [Registration(*row) for row in rows]
 
     async def get_registration(self, device_id: str, pass_type_id: str, serial: str) -> Registration | None:
-        row = await self._read(lambda conn: conn.execute(
-            "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
-            " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
-            (device_id, pass_type_id, serial),
-        ).fetchone())
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+                " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+                (device_id, pass_type_id, serial),
+            ).fetchone()
+        )
         return Registration(*row) if row is not None else None
 
     async def count_registrations(self, serial: str) -> int:
-        return await self._read(lambda conn: conn.execute(
-            "SELECT COUNT(*) FROM registrations WHERE serial = ?", (serial,)
-        ).fetchone()[0])
+        return await self._read(
+            lambda conn: conn.execute("SELECT COUNT(*) FROM registrations WHERE serial = ?", (serial,)).fetchone()[0]
+        )
 
     async def remove_registration_if_stale(
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
     ) -> bool:
-        return await self._write(lambda conn: conn.execute(
-            "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
-            " AND push_token = ? AND updated_at < ?",
-            (device_id, pass_type_id, serial, push_token, before),
-        ).rowcount > 0)
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
+                    " AND push_token = ? AND updated_at < ?",
+                    (device_id, pass_type_id, serial, push_token, before),
+                ).rowcount
+                > 0
+            )
+        )
 
     async def serials_updated_since(
         self, device_id: str, pass_type_id: str, since_tag: int | None
     ) -> tuple[list[str], int]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT c.serial, c.tag FROM registrations r JOIN cards c ON c.serial = r.serial"
-            " WHERE r.device_id = ? AND r.pass_type_id = ? AND c.tag > ? ORDER BY c.tag",
-            (device_id, pass_type_id, -1 if since_tag is None else since_tag),
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT c.serial, c.tag FROM registrations r JOIN cards c ON c.serial = r.serial"
+                " WHERE r.device_id = ? AND r.pass_type_id = ? AND c.tag > ? ORDER BY c.tag",
+                (device_id, pass_type_id, -1 if since_tag is None else since_tag),
+            ).fetchall()
+        )
         return [serial for serial, _ in rows], max((tag for _, tag in rows), default=0)
 
     # -- device logs ---------------------------------------------------------------------------
@@ -410,26 +441,32 @@ class SqliteStore(Store):
         await self._write(append)
 
     async def list_device_logs(self, limit: int) -> list[tuple[float, str]]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT at, message FROM device_logs ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT at, message FROM device_logs ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
         return [(at, message) for at, message in rows]
 
     # -- companion-app tokens ------------------------------------------------------------------
     async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None:
         # A token identifies one app install; registering it again (even for another card) moves it.
-        await self._write(lambda conn: conn.execute(
-            "INSERT INTO app_tokens (token, card, platform, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (token) DO UPDATE SET card = excluded.card, platform = excluded.platform,"
-            " updated_at = excluded.updated_at",
-            (token, card, platform, now),
-        ))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO app_tokens (token, card, platform, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (token) DO UPDATE SET card = excluded.card, platform = excluded.platform,"
+                " updated_at = excluded.updated_at",
+                (token, card, platform, now),
+            )
+        )
 
     async def app_tokens(self, card: str) -> list[AppToken]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT card, platform, token, updated_at FROM app_tokens WHERE card = ? ORDER BY updated_at, token",
-            (card,),
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT card, platform, token, updated_at FROM app_tokens WHERE card = ? ORDER BY updated_at, token",
+                (card,),
+            ).fetchall()
+        )
         return [AppToken(*row) for row in rows]
 
     async def delete_app_token(self, token: str) -> None:
@@ -448,20 +485,20 @@ class SqliteStore(Store):
 
         return await self._write(add) if entries else []
 
-    async def claim_outbox(
-        self, consumer: str, limit: int, lease_seconds: float, now: float
-    ) -> list[OutboxEntry]:
+    async def claim_outbox(self, consumer: str, limit: int, lease_seconds: float, now: float) -> list[OutboxEntry]:
         if limit <= 0:
             return []
-        rows = await self._write(lambda conn: conn.execute(
-            # Clearing coalesce_key ends coalescing: a later change must enqueue a new entry,
-            # since this one may already be past the point of reading the card.
-            "UPDATE outbox SET lease_owner = ?, lease_until = ?, coalesce_key = NULL"
-            " WHERE id IN (SELECT id FROM outbox WHERE due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
-            "              ORDER BY due_at, id LIMIT ?)"
-            " RETURNING id, kind, payload, attempts, enqueued_at, due_at",
-            (consumer, now + lease_seconds, now, now, limit),
-        ).fetchall())
+        rows = await self._write(
+            lambda conn: conn.execute(
+                # Clearing coalesce_key ends coalescing: a later change must enqueue a new entry,
+                # since this one may already be past the point of reading the card.
+                "UPDATE outbox SET lease_owner = ?, lease_until = ?, coalesce_key = NULL"
+                " WHERE id IN (SELECT id FROM outbox WHERE due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
+                "              ORDER BY due_at, id LIMIT ?)"
+                " RETURNING id, kind, payload, attempts, enqueued_at, due_at",
+                (consumer, now + lease_seconds, now, now, limit),
+            ).fetchall()
+        )
         rows.sort(key=lambda row: (row[5], row[0]))  # RETURNING order is unspecified
         return [OutboxEntry(str(row[0]), row[1], _fields(row[2]), row[3], row[4]) for row in rows]
 
@@ -469,17 +506,21 @@ class SqliteStore(Store):
         # Whoever holds the lease now, a delivered entry is done: no owner check.
         if not entry_ids:
             return
-        await self._write(lambda conn: conn.execute(
-            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
-            (_dumps([int(i) for i in entry_ids if i.isdigit()]),),
-        ))
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+                (_dumps([int(i) for i in entry_ids if i.isdigit()]),),
+            )
+        )
 
     async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
-        await self._write(lambda conn: conn.execute(
-            "UPDATE outbox SET due_at = ?, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL"
-            " WHERE id = ?",
-            (now + delay_seconds, int(entry.id)),
-        ))
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET due_at = ?, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ?",
+                (now + delay_seconds, int(entry.id)),
+            )
+        )
 
     async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
         """Moves the entry when it is still in the outbox (an entry already acknowledged or
@@ -497,15 +538,16 @@ class SqliteStore(Store):
         await self._write(move)
 
     async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT entry_id, kind, payload, attempts, enqueued_at, error, failed_at FROM dead_letters"
-            " ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT entry_id, kind, payload, attempts, enqueued_at, error, failed_at FROM dead_letters"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
         return [
             DeadLetter(
-                entry=OutboxEntry(id=row[0], kind=row[1], fields=_fields(row[2]), attempts=row[3],
-                                  enqueued_at=row[4]),
+                entry=OutboxEntry(id=row[0], kind=row[1], fields=_fields(row[2]), attempts=row[3], enqueued_at=row[4]),
                 error=row[5],
                 failed_at=row[6],
             )
@@ -516,10 +558,12 @@ class SqliteStore(Store):
         return await self._read(lambda conn: conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     async def last_pushed_tag(self, device_id: str, pass_type_id: str, serial: str) -> int:
-        row = await self._read(lambda conn: conn.execute(
-            "SELECT tag FROM pushed_tags WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
-            (device_id, pass_type_id, serial),
-        ).fetchone())
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT tag FROM pushed_tags WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
+                (device_id, pass_type_id, serial),
+            ).fetchone()
+        )
         return row[0] if row is not None else 0
 
     async def mark_pushed(self, device_id: str, pass_type_id: str, serial: str, tag: int) -> None:
@@ -539,7 +583,7 @@ class SqliteStore(Store):
         conn.execute("BEGIN")
         try:
             for start in range(0, len(keys), _TARGETS_CHUNK):
-                chunk = keys[start:start + _TARGETS_CHUNK]
+                chunk = keys[start : start + _TARGETS_CHUNK]
                 rows = conn.execute(
                     f"WITH k(p, s) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
                     " SELECT k.p, k.s, c.tag, r.device_id, r.push_token, t.tag FROM k"
@@ -565,9 +609,7 @@ class SqliteStore(Store):
             return
 
         def complete(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                _MARK_PUSHED, [(m.device_id, m.pass_type_id, m.serial, m.tag) for m in marks if m.tag > 0]
-            )
+            conn.executemany(_MARK_PUSHED, [(m.device_id, m.pass_type_id, m.serial, m.tag) for m in marks if m.tag > 0])
             ids = [int(entry_id) for entry_id in acks if entry_id.isdigit()]
             if ids:
                 conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (_dumps(ids),))
@@ -597,12 +639,10 @@ class SqliteStore(Store):
         # Ids are handed out in order and only the oldest rows are ever deleted, so the newest
         # `keep` are exactly the ids above max - keep: a range delete on the rowid, instead of
         # walking `keep` rows (ORDER BY ... OFFSET) on every push.
-        conn.execute(
-            "DELETE FROM push_journal WHERE id <= (SELECT MAX(id) FROM push_journal) - ?", (max(keep, 0),)
-        )
+        conn.execute("DELETE FROM push_journal WHERE id <= (SELECT MAX(id) FROM push_journal) - ?", (max(keep, 0),))
 
     async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT record FROM push_journal ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute("SELECT record FROM push_journal ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        )
         return [json.loads(row[0]) for row in rows]

@@ -29,7 +29,7 @@ async def delete_prefix(prefix: str) -> None:
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
         for start in range(0, len(keys), 500):
-            await client.delete(*keys[start:start + 500])
+            await client.delete(*keys[start : start + 500])
     finally:
         await client.aclose()
 

@@ -31,11 +31,21 @@ async def pushes(request: Request) -> Response:
 async def dead_letters(request: Request) -> Response:
     require_role(request, "admin")
     rows = await request.app.state.services.store.list_dead_letters(_limit(request))
-    return JSONResponse({"dead_letters": [
-        {"id": d.entry.id, "kind": d.entry.kind, "attempts": d.entry.attempts, "error": d.error,
-         "failed_at": d.failed_at, "fields": _redacted(d.entry.fields)}
-        for d in rows
-    ]})
+    return JSONResponse(
+        {
+            "dead_letters": [
+                {
+                    "id": d.entry.id,
+                    "kind": d.entry.kind,
+                    "attempts": d.entry.attempts,
+                    "error": d.error,
+                    "failed_at": d.failed_at,
+                    "fields": _redacted(d.entry.fields),
+                }
+                for d in rows
+            ]
+        }
+    )
 
 
 def _redacted(fields: dict[str, str]) -> dict[str, str]:

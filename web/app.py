@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +21,6 @@ from web.routes import ROUTES
 from web.services import CertificateWatch, Services
 
 log = logging.getLogger(__name__)
-
 
 
 async def build_services(prepared: Prepared) -> Services:

@@ -28,8 +28,9 @@ def require_role(request: Request, *roles: str) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key>",
-                       {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "unauthorized", "an API key is required: Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
+        )
     role = role_of(request.app.state.services.settings.api_keys, key.strip())
     if role is None:
         raise ApiError(401, "unauthorized", "unknown API key", {"WWW-Authenticate": "Bearer"})

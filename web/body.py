@@ -27,7 +27,11 @@ class BodyLimitMiddleware:
                 if name == b"content-length":
                     if not value.isdigit() or int(value) > self.limit:
                         status, code = (413, "payload_too_large") if value.isdigit() else (400, "bad_request")
-                        response = error_response(status, code, f"request body over {self.limit} bytes" if status == 413 else "bad Content-Length")
+                        response = error_response(
+                            status,
+                            code,
+                            f"request body over {self.limit} bytes" if status == 413 else "bad Content-Length",
+                        )
                         await response(scope, receive, send)
                         return
                     break

@@ -6,9 +6,9 @@ from __future__ import annotations
 import html
 import logging
 import time
-from datetime import datetime, timezone
-from email.utils import formatdate
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 import anyio
@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from cards.model import Card, Member
-from cards.numbers import last4, luhn_valid, new_auth_token, new_card_number, new_serial
+from cards.numbers import last4, luhn_valid
 from passes.apple.pkpass import RenderedPass
 from passes.programs import Program
 from service.cards import IssueError, NewCard
-from web.body import read_json_object
 from web.auth import require_role
+from web.body import read_json_object
 from web.errors import ApiError
 from web.links import link_valid, sign_link
 from web.models import NEW_CARD
@@ -38,7 +38,7 @@ def _services(request: Request) -> Services:
 
 
 def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
@@ -146,8 +146,11 @@ async def render_pass(services: Services, card: Card) -> RenderedPass:
 
 
 def pkpass_response(rendered: RenderedPass, card: Card, filename: str | None = None) -> Response:
-    headers = {"Last-Modified": http_date(card.modified_at), "ETag": f'"{rendered.digest}"',
-               "Cache-Control": "no-cache"}
+    headers = {
+        "Last-Modified": http_date(card.modified_at),
+        "ETag": f'"{rendered.digest}"',
+        "Cache-Control": "no-cache",
+    }
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(rendered.data, media_type=PKPASS_TYPE, headers=headers)
@@ -159,8 +162,14 @@ def http_date(ts: int) -> str:
 
 async def _card_from_link(request: Request, purpose: str, serial: str) -> Card:
     services = _services(request)
-    ok = link_valid(services.settings.link_secret, purpose, serial, request.query_params.get("exp"),
-                    request.query_params.get("sig"), time.time())
+    ok = link_valid(
+        services.settings.link_secret,
+        purpose,
+        serial,
+        request.query_params.get("exp"),
+        request.query_params.get("sig"),
+        time.time(),
+    )
     card = await services.store.get_card_by_serial(serial) if ok and len(serial) <= 64 else None
     if card is None:
         # expired, forged and unknown links look the same
@@ -196,6 +205,6 @@ background:#000;color:#fff;border-radius:.6rem;text-decoration:none}}</style></h
 <body><div class="card"><div>{esc(str(program_name))}</div>
 <div class="balance" id="balance">{card.balance}</div><div id="tier">{esc(str(tier_name))}</div>
 <div>•••• {esc(last4(card.number))}</div></div>
-<a class="button" id="apple" href="{esc(links['apple'])}">Add to Apple Wallet</a>
+<a class="button" id="apple" href="{esc(links["apple"])}">Add to Apple Wallet</a>
 </body></html>"""
     return HTMLResponse(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -33,6 +34,7 @@ async def post_events(request: Request) -> Response:
     answer = await services.ledger.intake(items, time.time())
     for outcome, found in answer.items():
         if found:
-            services.metrics.inc("wallet_ledger_events_total", len(found),
-                                 help="Ledger events by outcome", outcome=outcome)
+            services.metrics.inc(
+                "wallet_ledger_events_total", len(found), help="Ledger events by outcome", outcome=outcome
+            )
     return JSONResponse(answer, status_code=202)

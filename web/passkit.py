@@ -75,7 +75,9 @@ async def register(request: Request) -> Response:
         raise ApiError(400, "invalid_field", "pushToken: a hex APNs device token is required")
     services = _services(request)
     created = await services.store.register_device(device, pass_type, card.serial, push_token, time.time())
-    services.metrics.inc("wallet_registrations_total", help="PassKit register calls", result="new" if created else "existing")
+    services.metrics.inc(
+        "wallet_registrations_total", help="PassKit register calls", result="new" if created else "existing"
+    )
     return Response(status_code=201 if created else 200)
 
 

@@ -14,8 +14,8 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import google.auth.transport.requests
@@ -41,9 +41,7 @@ class _OneShotFCM(FCMNotification):
 
     def __init__(self, credentials: Any, endpoint_base: str, project_id: str | None) -> None:
         # max_retries=0: no urllib3 retries on 502/503 or Retry-After; our worker backs off.
-        super().__init__(
-            credentials=credentials, project_id=project_id, adapter=HTTPAdapter(max_retries=0)
-        )
+        super().__init__(credentials=credentials, project_id=project_id, adapter=HTTPAdapter(max_retries=0))
         self.FCM_END_POINT_BASE = endpoint_base  # pyfcm reads it through self
         self._token_lock = threading.Lock()
 
@@ -137,9 +135,7 @@ class FcmChannel(Channel):
         timeout: float = 10.0,
         max_threads: int = 16,
     ) -> None:
-        credentials = service_account.Credentials.from_service_account_file(
-            service_account_file, scopes=[FCM_SCOPE]
-        )
+        credentials = service_account.Credentials.from_service_account_file(service_account_file, scopes=[FCM_SCOPE])
         self.project_id = project_id or credentials.project_id
         self.name = "fcm"
         self.timeout = timeout
@@ -157,21 +153,17 @@ class FcmChannel(Channel):
             return PushResult("failed", "FcmTakesAlertsOnly")
         return await self.send(push.token, push.title, push.body, push.data)
 
-    async def send(
-        self, token: str, title: str, body: str, data: Mapping[str, Any] | None = None
-    ) -> PushResult:
+    async def send(self, token: str, title: str, body: str, data: Mapping[str, Any] | None = None) -> PushResult:
         # FCM rejects non-string data values; stringify scalars rather than lose the push.
-        payload_data = {
-            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()
-        }
+        payload_data = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()}
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._send_blocking, token, title, body, payload_data
-        )
+        return await loop.run_in_executor(self._executor, self._send_blocking, token, title, body, payload_data)
 
     def _send_blocking(self, token: str, title: str, body: str, data: dict[str, str]) -> PushResult:
         payload = self._fcm.parse_payload(
-            fcm_token=token, notification_title=title, notification_body=body,
+            fcm_token=token,
+            notification_title=title,
+            notification_body=body,
             data_payload=data or None,
         )
         try:

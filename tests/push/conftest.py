@@ -42,9 +42,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 async def apns_fake(pki: Pki) -> AsyncIterator[FakeApnsServer]:
-    server = FakeApnsServer(
-        pki.files.server_cert, pki.files.server_key, client_ca_file=pki.files.ca
-    )
+    server = FakeApnsServer(pki.files.server_cert, pki.files.server_key, client_ca_file=pki.files.ca)
     server.add_jwt_key(pki.signing_key.key_id, pki.signing_key.team_id, pki.signing_key.public_pem)
     await server.start()
     yield server
@@ -83,9 +81,7 @@ def service_account_file(fcm_fake: FakeFcmServer, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def fcm_sender(
-    fcm_fake: FakeFcmServer, service_account_file: Path
-) -> AsyncIterator[FcmChannel]:
+async def fcm_sender(fcm_fake: FakeFcmServer, service_account_file: Path) -> AsyncIterator[FcmChannel]:
     sender = FcmChannel(str(service_account_file), fcm_endpoint_base=fcm_fake.endpoint_base, timeout=5)
     yield sender
     await sender.aclose()

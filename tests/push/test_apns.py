@@ -10,14 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aioapns import NotificationRequest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import RequestReceived
 from h2.exceptions import TooManyStreamsError
 from h2.settings import SettingCodes, Settings
 from hpack import Decoder
-
-from aioapns import NotificationRequest
 
 from push.channels.apns._aioapns import WRITE_BATCH, TlsFailures, _ApnsHeaderEncoder, _h2_connection, protocol_class
 from push.channels.apns.sender import ApnsChannel, map_apns_response
@@ -44,9 +43,7 @@ async def test_pass_update_is_an_empty_push_to_the_pass_type_topic(
     assert "authorization" not in req.headers
 
 
-async def test_client_certificate_from_another_ca_is_an_auth_error(
-    pki: Pki, apns_fake: FakeApnsServer
-) -> None:
+async def test_client_certificate_from_another_ca_is_an_auth_error(pki: Pki, apns_fake: FakeApnsServer) -> None:
     sender = make_cert_sender(pki, apns_fake, cert=pki.foreign_cert.chain_pem, max_connection_attempts=1)
     try:
         result = await sender.send_pass_update(TOKEN)
@@ -61,8 +58,12 @@ async def test_client_certificate_from_another_ca_is_an_auth_error(
 async def test_token_auth_with_p8_key_is_accepted(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
     sender = ApnsChannel(
-        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
-        team_id=key.team_id, ca_file=str(pki.files.ca),
+        PASS_TYPE_ID,
+        endpoint=apns_fake.url,
+        key_p8=key.p8_pem,
+        key_id=key.key_id,
+        team_id=key.team_id,
+        ca_file=str(pki.files.ca),
     )
     try:
         assert (await sender.send_pass_update(TOKEN)).status == "ok"
@@ -78,8 +79,12 @@ async def test_token_auth_with_p8_key_is_accepted(pki: Pki, apns_fake: FakeApnsS
 async def test_token_auth_with_unknown_key_is_an_auth_error(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
     sender = ApnsChannel(
-        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id="OTHERKEY00",
-        team_id=TEAM_ID, ca_file=str(pki.files.ca),
+        PASS_TYPE_ID,
+        endpoint=apns_fake.url,
+        key_p8=key.p8_pem,
+        key_id="OTHERKEY00",
+        team_id=TEAM_ID,
+        ca_file=str(pki.files.ca),
     )
     try:
         result = await sender.send_pass_update(TOKEN)
@@ -91,8 +96,13 @@ async def test_token_auth_with_unknown_key_is_an_auth_error(pki: Pki, apns_fake:
 async def test_alert_goes_to_the_app_topic_with_alert_push_type(pki: Pki, apns_fake: FakeApnsServer) -> None:
     key = pki.signing_key
     sender = ApnsChannel(
-        PASS_TYPE_ID, endpoint=apns_fake.url, key_p8=key.p8_pem, key_id=key.key_id,
-        team_id=key.team_id, ca_file=str(pki.files.ca), app_topic=APP_TOPIC,
+        PASS_TYPE_ID,
+        endpoint=apns_fake.url,
+        key_p8=key.p8_pem,
+        key_id=key.key_id,
+        team_id=key.team_id,
+        ca_file=str(pki.files.ca),
+        app_topic=APP_TOPIC,
     )
     try:
         result = await sender.send_alert(TOKEN, "Coffee nearby", "Gold: 10% back", {"card": "42"})
@@ -119,9 +129,7 @@ async def test_bad_device_token_is_invalid_token(apns_sender: ApnsChannel, apns_
     assert (await apns_sender.send_pass_update(TOKEN)).status == "invalid_token"
 
 
-async def test_non_hex_token_is_rejected_without_a_request(
-    apns_sender: ApnsChannel, apns_fake: FakeApnsServer
-) -> None:
+async def test_non_hex_token_is_rejected_without_a_request(apns_sender: ApnsChannel, apns_fake: FakeApnsServer) -> None:
     result = await apns_sender.send_pass_update("not a token/../x")
     assert result == PushResult("invalid_token", "BadDeviceToken")
     assert apns_fake.requests == []
@@ -178,9 +186,7 @@ async def test_many_pushes_share_few_connections(apns_sender: ApnsChannel, apns_
     assert apns_fake.connections_opened <= 2
 
 
-async def test_many_error_bodies_do_not_exhaust_the_flow_control_window(
-    pki: Pki, apns_fake: FakeApnsServer
-) -> None:
+async def test_many_error_bodies_do_not_exhaust_the_flow_control_window(pki: Pki, apns_fake: FakeApnsServer) -> None:
     # ~50-byte bodies: 2,000 of them exceed the 64 KiB initial window of one connection.
     sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=5)
     tokens = [f"{i:064x}" for i in range(2000)]
@@ -210,17 +216,34 @@ async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text('{"%s": [[410, "Unregistered"]]}' % OTHER)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.apns_server", "--port", "0", "--cert", str(cert),
-         "--key", str(key), "--ca", str(ca), "--script", str(script)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.apns_server",
+            "--port",
+            "0",
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--ca",
+            str(ca),
+            "--script",
+            str(script),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     try:
         assert proc.stdout is not None
         port = int(await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20))
         sender = ApnsChannel(
-            PASS_TYPE_ID, endpoint=f"https://127.0.0.1:{port}",
-            client_cert_pem=pki.pass_cert.chain_pem, ca_file=str(ca),
+            PASS_TYPE_ID,
+            endpoint=f"https://127.0.0.1:{port}",
+            client_cert_pem=pki.pass_cert.chain_pem,
+            ca_file=str(ca),
         )
         try:
             assert (await sender.send_pass_update(TOKEN)).ok
@@ -233,9 +256,7 @@ async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
     assert '"requests": 2' in out
 
 
-async def test_a_push_the_server_never_answers_times_out_as_retry(
-    pki: Pki, apns_fake: FakeApnsServer
-) -> None:
+async def test_a_push_the_server_never_answers_times_out_as_retry(pki: Pki, apns_fake: FakeApnsServer) -> None:
     sender = make_cert_sender(pki, apns_fake, timeout=0.2)
     apns_fake.program(TOKEN, ApnsReply(200, delay=5))
     try:
@@ -245,9 +266,7 @@ async def test_a_push_the_server_never_answers_times_out_as_retry(
         await sender.aclose()
 
 
-async def test_a_long_lived_connection_keeps_nothing_per_finished_push(
-    pki: Pki, apns_fake: FakeApnsServer
-) -> None:
+async def test_a_long_lived_connection_keeps_nothing_per_finished_push(pki: Pki, apns_fake: FakeApnsServer) -> None:
     # aioapns itself keeps every successful push's stream id for as long as the connection lives.
     sender = make_cert_sender(pki, apns_fake, max_connections=1)
     tokens = [f"{i:064x}" for i in range(1500)]
@@ -266,16 +285,15 @@ async def test_a_long_lived_connection_keeps_nothing_per_finished_push(
         await sender.aclose()
 
 
-async def test_answers_after_the_timeout_leave_the_connection_working(
-    pki: Pki, apns_fake: FakeApnsServer
-) -> None:
+async def test_answers_after_the_timeout_leave_the_connection_working(pki: Pki, apns_fake: FakeApnsServer) -> None:
     late_ok, late_error = "0a" * 32, "0b" * 32
     apns_fake.program(late_ok, ApnsReply(200, delay=0.4))
     apns_fake.program(late_error, ApnsReply(410, "Unregistered", delay=0.4))
     sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=0.2)
     try:
         assert await asyncio.gather(sender.send_pass_update(late_ok), sender.send_pass_update(late_error)) == [
-            PushResult("retry", "Timeout"), PushResult("retry", "Timeout")
+            PushResult("retry", "Timeout"),
+            PushResult("retry", "Timeout"),
         ]
         await asyncio.sleep(0.4)  # both answers arrive for requests nobody waits for any more
         assert (await sender.send_pass_update(TOKEN)).ok
@@ -297,9 +315,13 @@ async def test_request_headers_keep_per_push_values_out_of_the_hpack_table() -> 
     encoder, decoder = _ApnsHeaderEncoder(), Decoder()
     for i in range(50):
         headers = [
-            (b":method", b"POST"), (b":scheme", b"https"), (b":path", f"/3/device/{i:064x}".encode()),
-            (b"host", b"api.push.apple.com"), (b"apns-id", str(uuid.uuid4()).encode()),
-            (b"apns-topic", PASS_TYPE_ID.encode()), (b"authorization", b"bearer xyz"),
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":path", f"/3/device/{i:064x}".encode()),
+            (b"host", b"api.push.apple.com"),
+            (b"apns-id", str(uuid.uuid4()).encode()),
+            (b"apns-topic", PASS_TYPE_ID.encode()),
+            (b"authorization", b"bearer xyz"),
         ]
         block = encoder.encode(headers)
         assert decoder.decode(block, raw=True) == headers
@@ -361,8 +383,10 @@ async def test_requests_are_written_in_batches_not_one_write_each() -> None:
 
     protocol.connection_made(Transport())  # type: ignore[arg-type]
     n = 2 * WRITE_BATCH + 6
-    sends = [asyncio.ensure_future(protocol.send_notification(
-        NotificationRequest(device_token=f"{i:064x}", message={}))) for i in range(n)]
+    sends = [
+        asyncio.ensure_future(protocol.send_notification(NotificationRequest(device_token=f"{i:064x}", message={})))
+        for i in range(n)
+    ]
     try:
         for _ in range(3):
             await asyncio.sleep(0)

@@ -46,9 +46,7 @@ async def test_quota_exceeded_is_retry_with_retry_after_and_no_library_retry(
     assert len(fcm_fake.requests) == 1
 
 
-async def test_unavailable_is_retry_and_sent_exactly_once(
-    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
-) -> None:
+async def test_unavailable_is_retry_and_sent_exactly_once(fcm_sender: FcmChannel, fcm_fake: FakeFcmServer) -> None:
     fcm_fake.program(TOKEN, FcmReply.unavailable(retry_after="1"), FcmReply.internal())
     assert await fcm_sender.send(TOKEN, "t", "b", {}) == PushResult("retry", "UNAVAILABLE", retry_after=1.0)
     assert len(fcm_fake.requests) == 1  # no urllib3 retry on 503, no Retry-After recursion
@@ -62,12 +60,8 @@ async def test_invalid_argument_is_failed(fcm_sender: FcmChannel, fcm_fake: Fake
     assert await fcm_sender.send(TOKEN, "t", "b", {}) == PushResult("failed", "INVALID_ARGUMENT")
 
 
-async def test_invalid_registration_token_is_invalid_token(
-    fcm_sender: FcmChannel, fcm_fake: FakeFcmServer
-) -> None:
-    fcm_fake.program(
-        TOKEN, FcmReply.invalid_argument("The registration token is not a valid FCM registration token")
-    )
+async def test_invalid_registration_token_is_invalid_token(fcm_sender: FcmChannel, fcm_fake: FakeFcmServer) -> None:
+    fcm_fake.program(TOKEN, FcmReply.invalid_argument("The registration token is not a valid FCM registration token"))
     assert (await fcm_sender.send(TOKEN, "t", "b", {})).status == "invalid_token"
 
 

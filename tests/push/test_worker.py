@@ -31,7 +31,11 @@ TOKENS = ["a1" * 32, "b2" * 32, "c3" * 32]
 def make_worker(store: Store, channel: Channel, **kwargs: Any) -> Worker:
     channels = kwargs.pop("channels", None) or Channels({(APPLE, PASS_TYPE_ID): channel})
     options: dict[str, Any] = dict(
-        channels=channels, consumer="test-worker", backoff_base=0.001, backoff_cap=0.01, rng=random.Random(0),
+        channels=channels,
+        consumer="test-worker",
+        backoff_base=0.001,
+        backoff_cap=0.01,
+        rng=random.Random(0),
     )
     options.update(kwargs)
     return Worker(store, **options)
@@ -39,8 +43,12 @@ def make_worker(store: Store, channel: Channel, **kwargs: Any) -> Worker:
 
 async def issue_card(store: Store, n: int = 1) -> Card:
     card = Card(
-        number=f"{n:016d}", program="coffee", account=f"acc-{n}", serial=f"serial-{n}",
-        auth_token="x" * 32, member=Member("Member"),
+        number=f"{n:016d}",
+        program="coffee",
+        account=f"acc-{n}",
+        serial=f"serial-{n}",
+        auth_token="x" * 32,
+        member=Member("Member"),
     )
     stored, _ = await store.create_card(card)
     return stored
@@ -90,7 +98,9 @@ async def test_one_push_per_registered_device_and_none_twice(
     journal = await store.list_pushes(10)
     assert {p["outcome"] for p in journal} == {"ok"} and len(journal) == 3
     assert sorted(p["token"] for p in journal) == sorted(token_hint(t) for t in TOKENS)  # never whole
-    assert {(p["kind"], p["channel"], p["dry_run"]) for p in journal} == {("pass_update", f"apns:{PASS_TYPE_ID}", False)}
+    assert {(p["kind"], p["channel"], p["dry_run"]) for p in journal} == {
+        ("pass_update", f"apns:{PASS_TYPE_ID}", False)
+    }
 
     # the same change delivered again (a crashed worker's entry) is not pushed again
     await store.enqueue(fanout(card), NOW)
@@ -252,19 +262,25 @@ async def test_permanent_failure_is_dead_lettered_at_once(
 
 
 async def test_unknown_kinds_bad_fields_and_missing_channels_are_dead_lettered(store: Store) -> None:
-    await store.enqueue([
-        NewEntry("no_such_kind", {"x": "1"}),
-        NewEntry("pass_update", {"serial": "s"}),  # no pass type
-        entry(PassUpdate("pass.other.type", "s")),
-    ], NOW)
+    await store.enqueue(
+        [
+            NewEntry("no_such_kind", {"x": "1"}),
+            NewEntry("pass_update", {"serial": "s"}),  # no pass type
+            entry(PassUpdate("pass.other.type", "s")),
+        ],
+        NOW,
+    )
     card = await issue_card(store)
     await store.register_device("device-0", "pass.other.type", card.serial, TOKENS[0], NOW)
     await store.enqueue([entry(PassUpdate("pass.other.type", card.serial))], NOW)
     worker = make_worker(store, Scripted(PushResult("ok")))
     assert await worker.run_once(NOW) == 4
     errors = sorted(d.error for d in await store.list_dead_letters(10))
-    assert errors == ["field 'pass_type_id' is missing", "no channel for apple pass.other.type",
-                      "unknown kind 'no_such_kind'"]
+    assert errors == [
+        "field 'pass_type_id' is missing",
+        "no channel for apple pass.other.type",
+        "unknown kind 'no_such_kind'",
+    ]
     assert await store.outbox_size() == 0  # the other-type entry for a serial with no card: nothing to do
 
 
@@ -274,10 +290,13 @@ async def test_app_alerts_go_through_their_platform_channel_and_dead_tokens_are_
     await store.add_app_token("0000000000000001", "android", "good-token", NOW)
     await store.add_app_token("0000000000000001", "android", "dead-token", NOW)
     fcm_fake.program("dead-token", FcmReply.unregistered())
-    await store.enqueue([
-        entry(AppAlert("android", token, "0000000000000001", "Coffee nearby", "Come in", {"store": "s1"}))
-        for token in ("good-token", "dead-token")
-    ], NOW)
+    await store.enqueue(
+        [
+            entry(AppAlert("android", token, "0000000000000001", "Coffee nearby", "Come in", {"store": "s1"}))
+            for token in ("good-token", "dead-token")
+        ],
+        NOW,
+    )
     channels = Channels({(APPLE, PASS_TYPE_ID): apns_sender, ("app:android", ANY): fcm_sender})
     worker = make_worker(store, apns_sender, channels=channels)
 
@@ -290,7 +309,9 @@ async def test_app_alerts_go_through_their_platform_channel_and_dead_tokens_are_
     assert ok.body["message"]["data"] == {"store": "s1"}
     journal = await store.list_pushes(10)
     assert sorted((p["channel"], p["outcome"], p["card"]) for p in journal) == [
-        ("fcm", "invalid_token", "0001"), ("fcm", "ok", "0001")]
+        ("fcm", "invalid_token", "0001"),
+        ("fcm", "ok", "0001"),
+    ]
 
 
 async def test_dry_run_journals_each_push_once_in_the_same_shape(store: Store) -> None:
@@ -353,8 +374,9 @@ async def test_a_batch_commits_its_successes_and_skips_in_one_store_call(
         await change(store, card, 1)
     by_token = {token: card for token, card in zip(tokens, cards)}
     done_before = by_token[pushed_before]
-    await store.mark_pushed("device-0", PASS_TYPE_ID, done_before.serial,
-                            (await store.get_card(done_before.number)).tag)  # a redelivery: skipped
+    await store.mark_pushed(
+        "device-0", PASS_TYPE_ID, done_before.serial, (await store.get_card(done_before.number)).tag
+    )  # a redelivery: skipped
     apns_fake.program(invalid, ApnsReply(410, "Unregistered", timestamp_ms=int((NOW + 5) * 1000)))
     apns_fake.program(throttled, ApnsReply(429, "TooManyRequests"))
     counting = CountingStore(store)
@@ -385,7 +407,7 @@ async def test_run_forever_keeps_claiming_while_one_push_is_slow(
     store: Store, apns_sender: ApnsChannel, apns_fake: FakeApnsServer
 ) -> None:
     slow, delay = "0a" * 32, 1.5
-    tokens = [slow] + [f"{i:02x}" * 32 for i in range(0x10, 0x1a)]
+    tokens = [slow] + [f"{i:02x}" * 32 for i in range(0x10, 0x1A)]
     for i, token in enumerate(tokens):  # enqueued in order: the slow push is in the first batch
         await change(store, await registered_card(store, [token], n=i), 1)
     apns_fake.program(slow, ApnsReply(200, delay=delay))

@@ -24,8 +24,12 @@ async def test_concurrent_batches(store: Store) -> None:
     for card in cards:
         await store.register_device("dev", "pass.t", card.serial, "tok", time.time())
     events = [
-        LedgerEvent(id=f"{card.number}-v{v}", version=v, balance=v * 10,
-                    **({"card": card.number} if v % 2 else {"account": card.account}))
+        LedgerEvent(
+            id=f"{card.number}-v{v}",
+            version=v,
+            balance=v * 10,
+            **({"card": card.number} if v % 2 else {"account": card.account}),
+        )
         for card in cards
         for v in range(1, VERSIONS + 1)
     ]
@@ -40,9 +44,9 @@ async def test_concurrent_batches(store: Store) -> None:
 
     async def post(share: list[LedgerEvent]) -> None:
         for start in range(0, len(share), BATCH):
-            result = await store.apply_ledger_events(share[start:start + BATCH], time.time(), pass_fanout)
+            result = await store.apply_ledger_events(share[start : start + BATCH], time.time(), pass_fanout)
             accepted.extend(i for i, outcome in result.outcomes if outcome is Outcome.ACCEPTED)
-            assert len(result.outcomes) == len(share[start:start + BATCH])
+            assert len(result.outcomes) == len(share[start : start + BATCH])
 
     async def work() -> None:
         # A worker claiming while the ledger writes: coalescing must end cleanly at each claim.

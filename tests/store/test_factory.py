@@ -11,7 +11,6 @@ from store.factory import build_store, open_store, sqlite_path
 from store.port import StoreError
 from store.redis import RedisStore
 from store.sqlite import SqliteStore
-
 from tests.conftest import REDIS_URL, delete_prefix
 
 

@@ -33,11 +33,16 @@ async def test_sqlite_schema_1_outbox_becomes_one_pass_update_per_pass(tmp_path:
         ("apns_pass", _apns_pass("d2", "s1", 5), json.dumps(["d2", "pass.t", "s1"])),
         ("apns_pass", _apns_pass("d1", "s2", 7), json.dumps(["d1", "pass.t", "s2"])),
         ("apns_pass", _apns_pass("d3", "s2", 6), None),  # claimed before the upgrade
-        ("fcm_alert", json.dumps({"token": "tok", "card": "4000", "title": "T", "body": "B", "data": {"k": "v"}}),
-         None),
+        (
+            "fcm_alert",
+            json.dumps({"token": "tok", "card": "4000", "title": "T", "body": "B", "data": {"k": "v"}}),
+            None,
+        ),
     ]
-    conn.executemany("INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)"
-                     " VALUES (?, ?, ?, ?, 0, ?)", [(k, p, c, NOW, NOW) for k, p, c in rows])
+    conn.executemany(
+        "INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at) VALUES (?, ?, ?, ?, 0, ?)",
+        [(k, p, c, NOW, NOW) for k, p, c in rows],
+    )
     conn.close()
 
     store = SqliteStore(path)
@@ -45,13 +50,24 @@ async def test_sqlite_schema_1_outbox_becomes_one_pass_update_per_pass(tmp_path:
     try:
         assert await store.schema_version() == len(MIGRATIONS)
         entries = await store.claim_outbox("w", 100, 30, NOW)
-        assert sorted((e.kind, tuple(sorted(e.fields.items()))) for e in entries) == sorted([
-            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s1"))),
-            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),
-            ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),  # the claimed one, kept apart
-            ("app_alert", (("body", "B"), ("card_number", "4000"), ("data", '{"k":"v"}'), ("platform", "android"),
-                           ("title", "T"), ("token", "tok"))),
-        ])
+        assert sorted((e.kind, tuple(sorted(e.fields.items()))) for e in entries) == sorted(
+            [
+                ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s1"))),
+                ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),
+                ("pass_update", (("pass_type_id", "pass.t"), ("serial", "s2"))),  # the claimed one, kept apart
+                (
+                    "app_alert",
+                    (
+                        ("body", "B"),
+                        ("card_number", "4000"),
+                        ("data", '{"k":"v"}'),
+                        ("platform", "android"),
+                        ("title", "T"),
+                        ("token", "tok"),
+                    ),
+                ),
+            ]
+        )
     finally:
         await store.close()
 
@@ -63,11 +79,29 @@ async def test_redis_schema_1_outbox_and_pushed_tags_are_converted() -> None:
         await client.set(prefix + "schema", 1)
         await client.xgroup_create(prefix + "outbox", GROUP, id="0", mkstream=True)
         for device, serial in [("d1", "s1"), ("d2", "s1"), ("d1", "s2")]:
-            await client.xadd(prefix + "outbox", {"kind": "apns_pass", "payload": _apns_pass(device, serial, 3),
-                                                  "attempts": "0", "enqueued_at": repr(NOW)})
-        await client.zadd(prefix + "outbox:delayed", {json.dumps({
-            "uid": "u1", "kind": "apns_pass", "payload": _apns_pass("d4", "s3", 2), "attempts": "1",
-            "enqueued_at": repr(NOW)}): NOW + 60})
+            await client.xadd(
+                prefix + "outbox",
+                {
+                    "kind": "apns_pass",
+                    "payload": _apns_pass(device, serial, 3),
+                    "attempts": "0",
+                    "enqueued_at": repr(NOW),
+                },
+            )
+        await client.zadd(
+            prefix + "outbox:delayed",
+            {
+                json.dumps(
+                    {
+                        "uid": "u1",
+                        "kind": "apns_pass",
+                        "payload": _apns_pass("d4", "s3", 2),
+                        "attempts": "1",
+                        "enqueued_at": repr(NOW),
+                    }
+                ): NOW + 60
+            },
+        )
         await client.hset(prefix + "pushed", json.dumps(["d1", "pass.t", "s1"]), "3")
         await client.set(prefix + 'pending:"s1"' + json.dumps(["d1", "pass.t"]), "1-0 3")
 

@@ -28,7 +28,9 @@ async def test_pass_targets_reads_the_tag_devices_tokens_and_pushed_tags(store: 
 
     keys = [("pass.t", a.serial), ("pass.t", b.serial), ("pass.t", "no-such-serial"), ("pass.t", a.serial)]
     assert await store.pass_targets(keys) == {
-        ("pass.t", a.serial): PassTargets(tag_a, (DeviceTarget("dev-1", "tok-1", 7), DeviceTarget("dev-2", "tok-2", 0))),
+        ("pass.t", a.serial): PassTargets(
+            tag_a, (DeviceTarget("dev-1", "tok-1", 7), DeviceTarget("dev-2", "tok-2", 0))
+        ),
         ("pass.t", b.serial): PassTargets(b.tag, (DeviceTarget("dev-1", "tok-1b", 0),)),
         ("pass.t", "no-such-serial"): PassTargets(0, ()),
     }
@@ -121,8 +123,11 @@ async def test_complete_pushes_takes_a_large_batch(store: Store) -> None:
     targets = await store.pass_targets(keys)
     assert len(targets) == n and targets[keys[-1]].devices == (DeviceTarget(f"dev-{n - 1}", f"tok-{n - 1}", 0),)
     await store.complete_pushes(
-        [PushMark(f"dev-{i}", "pass.t", f"s{i}", 3) for i in range(n)], [e.id for e in claimed],
-        [{"n": i} for i in range(n)], NOW, keep=1000,
+        [PushMark(f"dev-{i}", "pass.t", f"s{i}", 3) for i in range(n)],
+        [e.id for e in claimed],
+        [{"n": i} for i in range(n)],
+        NOW,
+        keep=1000,
     )
     assert await store.outbox_size() == 0
     assert (await store.pass_targets(keys[:1]))[keys[0]].devices[0].pushed_tag == 3

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from ledger.decide import LedgerEvent, Outcome
 from cards.model import Card
+from ledger.decide import LedgerEvent, Outcome
 from store.port import CardConflict, Store
-
 from tests.conftest import StoreFactory
 
 from .conftest import make_card, note, pass_fanout
@@ -18,8 +17,15 @@ from .conftest import make_card, note, pass_fanout
 NOW = 1_700_000_000.0  # before the real clock: entries enqueued at NOW are due for drain()
 
 
-def event(event_id: str, version: int, balance: int = 0, *, card: str | None = None, account: str | None = None,
-          **fields: object) -> LedgerEvent:
+def event(
+    event_id: str,
+    version: int,
+    balance: int = 0,
+    *,
+    card: str | None = None,
+    account: str | None = None,
+    **fields: object,
+) -> LedgerEvent:
     return LedgerEvent(id=event_id, version=version, balance=balance, card=card, account=account, **fields)
 
 
@@ -128,8 +134,19 @@ async def test_tags_strictly_increase_across_cards_and_never_come_from_the_clock
 async def test_accepted_event_updates_the_card(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
     result = await store.apply_ledger_events(
-        [event("e1", 3, 120, card=card.number, tier="gold", pending=7, expiring_points=20,
-               expiring_date="2030-01-01", message="You earned 20 points")],
+        [
+            event(
+                "e1",
+                3,
+                120,
+                card=card.number,
+                tier="gold",
+                pending=7,
+                expiring_points=20,
+                expiring_date="2030-01-01",
+                message="You earned 20 points",
+            )
+        ],
         NOW,
     )
     assert result.outcomes == [("e1", Outcome.ACCEPTED)]
@@ -147,7 +164,12 @@ async def test_accepted_event_updates_the_card(store: Store) -> None:
     # Fields an event leaves out keep their value; modified_at moves even within one second.
     result = await store.apply_ledger_events([event("e2", 4, 130, card=card.number)], NOW)
     stored = result.changed[0]
-    assert (stored.balance, stored.tier, stored.pending, stored.last_message) == (130, "gold", 7, "You earned 20 points")
+    assert (stored.balance, stored.tier, stored.pending, stored.last_message) == (
+        130,
+        "gold",
+        7,
+        "You earned 20 points",
+    )
     assert stored.modified_at == int(NOW) + 1
 
 
@@ -204,8 +226,11 @@ async def test_unknown_card_or_account(store: Store) -> None:
 async def test_versions_are_ordered_within_one_batch(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
     result = await store.apply_ledger_events(
-        [event("v3", 3, 30, card=card.number), event("v2", 2, 20, card=card.number),
-         event("v4", 4, 40, account=card.account)],
+        [
+            event("v3", 3, 30, card=card.number),
+            event("v2", 2, 20, card=card.number),
+            event("v4", 4, 40, account=card.account),
+        ],
         NOW,
     )
     assert result.outcomes == [("v3", Outcome.ACCEPTED), ("v2", Outcome.STALE), ("v4", Outcome.ACCEPTED)]
@@ -218,12 +243,19 @@ async def test_outcomes_keep_input_order_across_cards(store: Store) -> None:
     a, _ = await store.create_card(make_card(1))
     b, _ = await store.create_card(make_card(2))
     result = await store.apply_ledger_events(
-        [event("b1", 1, card=b.number), event("x", 1, card="missing"), event("a1", 1, card=a.number),
-         event("b0", 1, card=b.number)],
+        [
+            event("b1", 1, card=b.number),
+            event("x", 1, card="missing"),
+            event("a1", 1, card=a.number),
+            event("b0", 1, card=b.number),
+        ],
         NOW,
     )
     assert result.outcomes == [
-        ("b1", Outcome.ACCEPTED), ("x", Outcome.UNKNOWN), ("a1", Outcome.ACCEPTED), ("b0", Outcome.STALE)
+        ("b1", Outcome.ACCEPTED),
+        ("x", Outcome.UNKNOWN),
+        ("a1", Outcome.ACCEPTED),
+        ("b0", Outcome.STALE),
     ]
     assert {c.number for c in result.changed} == {a.number, b.number}
     assert len({c.tag for c in result.changed}) == 2
@@ -241,8 +273,11 @@ async def test_one_outbox_entry_per_changed_card_whatever_its_devices(store: Sto
         await store.register_device(f"dev-{i}", "pass.t", card.serial, f"tok-{i}", NOW)
     await store.apply_ledger_events([event("e1", 1, 10, card=card.number)], NOW, pass_fanout)
     [entry] = await drain(store)
-    assert (entry.kind, entry.fields, entry.attempts) == ("pass_update", {"pass_type_id": "pass.t",
-                                                                          "serial": card.serial}, 0)
+    assert (entry.kind, entry.fields, entry.attempts) == (
+        "pass_update",
+        {"pass_type_id": "pass.t", "serial": card.serial},
+        0,
+    )
     assert entry.enqueued_at == pytest.approx(NOW)
     # a card that did not change gets nothing
     assert other.serial not in {e.fields.get("serial") for e in await drain(store, "w2")}
@@ -294,7 +329,9 @@ async def test_an_event_failing_the_check_is_invalid_and_changes_nothing(store: 
 
     result = await store.apply_ledger_events(
         [event("e1", 1, 10, card=card.number, tier="gold"), event("e2", 2, 20, card=card.number)],
-        NOW, pass_fanout, check,
+        NOW,
+        pass_fanout,
+        check,
     )
     assert result.outcomes == [("e1", Outcome.INVALID), ("e2", Outcome.ACCEPTED)]
     assert result.errors == {0: "tier not in program"}
@@ -313,7 +350,12 @@ async def test_register_is_an_upsert(store: Store) -> None:
     assert await store.register_device("dev", "pass.t", "s1", "tok-2", NOW + 5) is False
     reg = await store.get_registration("dev", "pass.t", "s1")
     assert (reg.device_id, reg.pass_type_id, reg.serial, reg.push_token, reg.updated_at) == (
-        "dev", "pass.t", "s1", "tok-2", NOW + 5)
+        "dev",
+        "pass.t",
+        "s1",
+        "tok-2",
+        NOW + 5,
+    )
     assert await store.count_registrations("s1") == 1
     assert await store.get_registrations("s1") == [reg]
 
@@ -325,7 +367,10 @@ async def test_registrations_of_a_serial(store: Store) -> None:
     await store.register_device("dev-a", "pass.t", "s2", "ta", NOW)
     regs = await store.get_registrations("s1")
     assert sorted((r.device_id, r.pass_type_id) for r in regs) == [
-        ("dev-a", "pass.other"), ("dev-a", "pass.t"), ("dev-b", "pass.t")]
+        ("dev-a", "pass.other"),
+        ("dev-a", "pass.t"),
+        ("dev-b", "pass.t"),
+    ]
     assert await store.count_registrations("s1") == 3
     assert await store.count_registrations("none") == 0
     assert await store.get_registrations("none") == []
@@ -427,7 +472,9 @@ async def test_app_tokens(store: Store) -> None:
     await store.add_app_token("card-2", "android", "fcm-2", NOW)
     tokens = await store.app_tokens("card-1")
     assert [(t.card, t.platform, t.token, t.updated_at) for t in tokens] == [
-        ("card-1", "android", "fcm-1", NOW), ("card-1", "ios", "apns-1", NOW + 1)]
+        ("card-1", "android", "fcm-1", NOW),
+        ("card-1", "ios", "apns-1", NOW + 1),
+    ]
     # Adding a token again refreshes it; a token moved to another card leaves the first one.
     await store.add_app_token("card-1", "android", "fcm-1", NOW + 2)
     await store.add_app_token("card-2", "ios", "apns-1", NOW + 3)

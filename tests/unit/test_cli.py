@@ -60,12 +60,33 @@ def test_issue_refuses_an_account_of_another_program_cleanly(tmp_path: Path):
 
     def issue(program: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-        env.update({"WALLET_CERTS_DIR": str(tmp_path / "certs"), "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
-                    **env_extra})
+        env.update(
+            {
+                "WALLET_CERTS_DIR": str(tmp_path / "certs"),
+                "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+                **env_extra,
+            }
+        )
         return subprocess.run(
-            [sys.executable, "-m", "cli", "issue", "--program", program, "--account", "acc-x", "--name", "X",
-             "--out", str(tmp_path / f"{program}.pkpass")],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "issue",
+                "--program",
+                program,
+                "--account",
+                "acc-x",
+                "--name",
+                "X",
+                "--out",
+                str(tmp_path / f"{program}.pkpass"),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     assert issue("coffee").returncode == 0
@@ -83,8 +104,23 @@ def test_the_cli_does_not_import_the_web_package(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
     env.update({"WALLET_CERTS_DIR": str(tmp_path / "certs"), "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"})
     done = subprocess.run(
-        [sys.executable, "-c", script, "issue", "--account", "acc-w", "--name", "W", "--out", str(tmp_path / "w.pkpass")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            script,
+            "issue",
+            "--account",
+            "acc-w",
+            "--name",
+            "W",
+            "--out",
+            str(tmp_path / "w.pkpass"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("no web")

@@ -26,8 +26,10 @@ class ThreadedApns:
 
     def run(self, function, *args):
         """Run a plain function on the fake's loop (its state is only touched from there)."""
+
         async def wrapper():
             return function(*args)
+
         return self.call(wrapper())
 
     @property

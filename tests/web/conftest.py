@@ -12,16 +12,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
 from ledger.signature import sign
-from tests.conftest import REDIS_URL, delete_prefix
 from passes.apple.pki import ensure_dev_pki
+from tests.conftest import REDIS_URL, delete_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS_TYPE_ID = "pass.test.wallet.loyalty"
@@ -57,19 +57,21 @@ def delete_redis_prefix(url: str) -> None:
 
 def service_env(certs: Path, db_url: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update({
-        "WALLET_ENV": "dev",
-        "WALLET_CERTS_DIR": str(certs),
-        "WALLET_DATABASE_URL": db_url,
-        "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
-        "WALLET_TEAM_ID": TEAM_ID,
-        "WALLET_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
-        "WALLET_LEDGER_SECRET": LEDGER_SECRET,
-        "WALLET_PUSH_DRY_RUN": "1",
-        "WALLET_RUN_WORKER": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "WALLET_ENV": "dev",
+            "WALLET_CERTS_DIR": str(certs),
+            "WALLET_DATABASE_URL": db_url,
+            "WALLET_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "WALLET_PASS_TYPE_ID": PASS_TYPE_ID,
+            "WALLET_TEAM_ID": TEAM_ID,
+            "WALLET_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
+            "WALLET_LEDGER_SECRET": LEDGER_SECRET,
+            "WALLET_PUSH_DRY_RUN": "1",
+            "WALLET_RUN_WORKER": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -91,9 +93,23 @@ class LiveServer:
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--log-level", "warning", "--no-access-log"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "server:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -128,17 +144,30 @@ class LiveServer:
     def api(self, role: str = "issuer") -> httpx.Client:
         return self.client(Authorization=f"Bearer {KEYS[role]}")
 
-    def post_ledger(self, events: list[dict], client: httpx.Client | None = None, secret: str = LEDGER_SECRET,
-                    timestamp: int | None = None) -> httpx.Response:
+    def post_ledger(
+        self,
+        events: list[dict],
+        client: httpx.Client | None = None,
+        secret: str = LEDGER_SECRET,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
         body = json.dumps({"events": events}).encode()
         header = sign(secret, int(time.time()) if timestamp is None else timestamp, body)
         http = client or self.client()
-        return http.post("/v1/ledger/events", content=body,
-                         headers={"X-Wallet-Signature": header, "Content-Type": "application/json"})
+        return http.post(
+            "/v1/ledger/events",
+            content=body,
+            headers={"X-Wallet-Signature": header, "Content-Type": "application/json"},
+        )
 
     def issue(self, account: str, **fields) -> dict:
-        body = {"program": "coffee", "account": account, "member": {"name": "Анна Петрова", "phone": "+79001234567"},
-                "locale": "ru", **fields}
+        body = {
+            "program": "coffee",
+            "account": account,
+            "member": {"name": "Анна Петрова", "phone": "+79001234567"},
+            "locale": "ru",
+            **fields,
+        }
         response = self.api().post("/v1/cards", json=body)
         assert response.status_code in (200, 201), response.text
         return response.json()
@@ -184,7 +213,9 @@ def live_server(server_factory) -> LiveServer:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
-def shared_server(request: pytest.FixtureRequest, certs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def shared_server(
+    request: pytest.FixtureRequest, certs_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """One server per store for a whole module of tests that do not disturb each other."""
     tmp = tmp_path_factory.mktemp("shared")
     port = free_port()

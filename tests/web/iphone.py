@@ -62,13 +62,17 @@ class SimulatedIPhone:
 
     def register(self, serial: str) -> httpx.Response:
         base, headers, pass_type = self._service(serial)
-        return self.client.post(f"{base}/v1/devices/{self.device_id}/registrations/{pass_type}/{serial}",
-                                headers=headers, json={"pushToken": self.push_token})
+        return self.client.post(
+            f"{base}/v1/devices/{self.device_id}/registrations/{pass_type}/{serial}",
+            headers=headers,
+            json={"pushToken": self.push_token},
+        )
 
     def unregister(self, serial: str) -> httpx.Response:
         base, headers, pass_type = self._service(serial)
-        return self.client.delete(f"{base}/v1/devices/{self.device_id}/registrations/{pass_type}/{serial}",
-                                  headers=headers)
+        return self.client.delete(
+            f"{base}/v1/devices/{self.device_id}/registrations/{pass_type}/{serial}", headers=headers
+        )
 
     def changed_serials(self, serial_for_service: str, since: str | None = None) -> httpx.Response:
         base, _, pass_type = self._service(serial_for_service)

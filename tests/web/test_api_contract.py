@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from ledger.signature import sign
 from cards.numbers import luhn_valid
+from ledger.signature import sign
 from tests.web.conftest import KEYS, LEDGER_SECRET, PASS_TYPE_ID, LiveServer
 
 
@@ -18,9 +18,14 @@ def new_account() -> str:
 
 
 def card_body(account: str, **overrides) -> dict:
-    body = {"program": "coffee", "account": account, "member": {"name": "Ivan", "phone": "+79001112233",
-                                                                 "email": "ivan@example.com"}, "balance": 0,
-            "tier": "base", "locale": "ru"}
+    body = {
+        "program": "coffee",
+        "account": account,
+        "member": {"name": "Ivan", "phone": "+79001112233", "email": "ivan@example.com"},
+        "balance": 0,
+        "tier": "base",
+        "locale": "ru",
+    }
     body.update(overrides)
     return body
 
@@ -52,24 +57,27 @@ class TestCards:
         number = shared_server.api().post("/v1/cards", json=body).json()["card"]
         assert shared_server.api().get(f"/v1/cards/{number}").json()["tier"] == "gold"
 
-    @pytest.mark.parametrize("mutate, status", [
-        (lambda b: b.update(program="tea"), 404),
-        (lambda b: b["member"].update(phone="89001112233"), 400),
-        (lambda b: b["member"].update(phone="+7 900 111"), 400),
-        (lambda b: b["member"].update(email="not-an-email"), 400),
-        (lambda b: b["member"].pop("name"), 400),
-        (lambda b: b.pop("member"), 400),
-        (lambda b: b.pop("account"), 400),
-        (lambda b: b.update(account=""), 400),
-        (lambda b: b.update(account="a b"), 400),
-        (lambda b: b.update(balance="100"), 400),
-        (lambda b: b.update(balance=-1), 400),
-        (lambda b: b.update(balance=True), 400),
-        (lambda b: b.update(tier="diamond"), 400),
-        (lambda b: b.update(locale="de"), 400),
-        (lambda b: b.update(member="Ivan"), 400),
-        (lambda b: b.update(unexpected=1), 400),
-    ])
+    @pytest.mark.parametrize(
+        "mutate, status",
+        [
+            (lambda b: b.update(program="tea"), 404),
+            (lambda b: b["member"].update(phone="89001112233"), 400),
+            (lambda b: b["member"].update(phone="+7 900 111"), 400),
+            (lambda b: b["member"].update(email="not-an-email"), 400),
+            (lambda b: b["member"].pop("name"), 400),
+            (lambda b: b.pop("member"), 400),
+            (lambda b: b.pop("account"), 400),
+            (lambda b: b.update(account=""), 400),
+            (lambda b: b.update(account="a b"), 400),
+            (lambda b: b.update(balance="100"), 400),
+            (lambda b: b.update(balance=-1), 400),
+            (lambda b: b.update(balance=True), 400),
+            (lambda b: b.update(tier="diamond"), 400),
+            (lambda b: b.update(locale="de"), 400),
+            (lambda b: b.update(member="Ivan"), 400),
+            (lambda b: b.update(unexpected=1), 400),
+        ],
+    )
     def test_bad_input_is_4xx_and_stores_nothing(self, shared_server: LiveServer, mutate, status):
         account = new_account()
         body = card_body(account)
@@ -82,7 +90,9 @@ class TestCards:
 
     def test_malformed_json_and_oversize(self, shared_server: LiveServer):
         api = shared_server.api()
-        assert api.post("/v1/cards", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+        assert (
+            api.post("/v1/cards", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+        )
         assert api.post("/v1/cards", content=b"[1,2]").status_code == 400
         big = json.dumps(card_body(new_account(), padding="x" * (1024 * 1024))).encode()
         assert api.post("/v1/cards", content=big).status_code == 413
@@ -92,14 +102,21 @@ class TestCards:
             for _ in range(20):
                 yield b"x" * 65536
             yield b'"}'
+
         assert api.post("/v1/cards", content=chunks()).status_code == 413
 
     def test_keys_and_roles(self, shared_server: LiveServer):
         body = card_body(new_account())
         plain = shared_server.client()
         assert plain.post("/v1/cards", json=body).status_code == 401
-        assert shared_server.client(Authorization="Bearer wrong-key-xxxxxxxxxxxx").post("/v1/cards", json=body).status_code == 401
-        assert shared_server.client(Authorization=f"Basic {KEYS['issuer']}").post("/v1/cards", json=body).status_code == 401
+        assert (
+            shared_server.client(Authorization="Bearer wrong-key-xxxxxxxxxxxx").post("/v1/cards", json=body).status_code
+            == 401
+        )
+        assert (
+            shared_server.client(Authorization=f"Basic {KEYS['issuer']}").post("/v1/cards", json=body).status_code
+            == 401
+        )
         assert shared_server.api("marketing").post("/v1/cards", json=body).status_code == 403
         assert shared_server.api("marketing").get("/v1/admin/pushes").status_code == 403
         assert shared_server.api("admin").post("/v1/cards", json=body).status_code == 201
@@ -138,6 +155,7 @@ class TestPassKit:
     def _card(self, server: LiveServer) -> tuple[dict, str]:
         issued = server.issue(new_account())
         from tests.web.iphone import read_pass_json
+
         token = read_pass_json(server.client().get(issued["links"]["apple"]).content)["authenticationToken"]
         return issued, token
 
@@ -151,8 +169,14 @@ class TestPassKit:
             (path, {}),
             (path, {"Authorization": "ApplePass wrong-token-000000000"}),
             (path, {"Authorization": f"Bearer {token}"}),
-            (f"/passkit/v1/devices/dev1/registrations/{PASS_TYPE_ID}/unknownserial", {"Authorization": f"ApplePass {token}"}),
-            (f"/passkit/v1/devices/dev1/registrations/pass.other.type/{serial}", {"Authorization": f"ApplePass {token}"}),
+            (
+                f"/passkit/v1/devices/dev1/registrations/{PASS_TYPE_ID}/unknownserial",
+                {"Authorization": f"ApplePass {token}"},
+            ),
+            (
+                f"/passkit/v1/devices/dev1/registrations/pass.other.type/{serial}",
+                {"Authorization": f"ApplePass {token}"},
+            ),
         ]
         for url, headers in cases:
             for method in ("POST", "DELETE"):
@@ -168,10 +192,18 @@ class TestPassKit:
         issued, token = self._card(shared_server)
         plain = shared_server.client(Authorization=f"ApplePass {token}")
         serial = issued["serial"]
-        assert plain.post(f"/passkit/v1/devices/{'x' * 200}/registrations/{PASS_TYPE_ID}/{serial}",
-                          json={"pushToken": "ab" * 32}).status_code == 400
-        assert plain.post(f"/passkit/v1/devices/dev%00x/registrations/{PASS_TYPE_ID}/{serial}",
-                          json={"pushToken": "ab" * 32}).status_code == 400
+        assert (
+            plain.post(
+                f"/passkit/v1/devices/{'x' * 200}/registrations/{PASS_TYPE_ID}/{serial}", json={"pushToken": "ab" * 32}
+            ).status_code
+            == 400
+        )
+        assert (
+            plain.post(
+                f"/passkit/v1/devices/dev%00x/registrations/{PASS_TYPE_ID}/{serial}", json={"pushToken": "ab" * 32}
+            ).status_code
+            == 400
+        )
         path = f"/passkit/v1/devices/devA/registrations/{PASS_TYPE_ID}/{serial}"
         assert plain.post(path, json={"pushToken": 5}).status_code == 400
         assert plain.post(path, json={}).status_code == 400
@@ -208,14 +240,16 @@ class TestLedger:
         state = shared_server.api().get(f"/v1/cards/{card}").json()
         account = state["account"]
         e1, e2, e3 = (uuid.uuid4().hex for _ in range(3))
-        answer = shared_server.post_ledger([
-            {"id": e1, "card": card, "version": 2, "balance": 100},
-            {"id": e2, "account": account, "version": 1, "balance": 50},
-            {"id": e1, "card": card, "version": 3, "balance": 999},
-            {"id": e3, "card": "4000000000000002", "version": 1, "balance": 1},
-            {"id": "bad", "card": card, "version": "x", "balance": 1},
-            {"card": card, "version": 4, "balance": 1},
-        ]).json()
+        answer = shared_server.post_ledger(
+            [
+                {"id": e1, "card": card, "version": 2, "balance": 100},
+                {"id": e2, "account": account, "version": 1, "balance": 50},
+                {"id": e1, "card": card, "version": 3, "balance": 999},
+                {"id": e3, "card": "4000000000000002", "version": 1, "balance": 1},
+                {"id": "bad", "card": card, "version": "x", "balance": 1},
+                {"card": card, "version": 4, "balance": 1},
+            ]
+        ).json()
         assert answer["accepted"] == [e1]
         assert answer["stale"] == [e2]
         assert answer["duplicate"] == [e1]
@@ -233,9 +267,14 @@ class TestLedger:
         plain = shared_server.client()
         body = json.dumps({"events": event}).encode()
         now = int(time.time())
-        for header in [None, "t=1,v1=00", sign("wrong-secret-xxxxxxxxxxxx", now, body),
-                       sign(LEDGER_SECRET, now - 301, body), sign(LEDGER_SECRET, now + 400, body),
-                       sign(LEDGER_SECRET, now, body + b" ")]:
+        for header in [
+            None,
+            "t=1,v1=00",
+            sign("wrong-secret-xxxxxxxxxxxx", now, body),
+            sign(LEDGER_SECRET, now - 301, body),
+            sign(LEDGER_SECRET, now + 400, body),
+            sign(LEDGER_SECRET, now, body + b" "),
+        ]:
             headers = {"X-Wallet-Signature": header} if header else {}
             response = plain.post("/v1/ledger/events", content=body, headers=headers)
             assert response.status_code == 401, header
@@ -246,7 +285,9 @@ class TestLedger:
         plain = shared_server.client()
         for raw in (b"nope", b"[]", b'{"events": 5}'):
             header = sign(LEDGER_SECRET, int(time.time()), raw)
-            assert plain.post("/v1/ledger/events", content=raw, headers={"X-Wallet-Signature": header}).status_code == 400
+            assert (
+                plain.post("/v1/ledger/events", content=raw, headers={"X-Wallet-Signature": header}).status_code == 400
+            )
         too_many = [{"id": str(i), "card": "4000000000000002", "version": 1, "balance": 1} for i in range(1001)]
         assert shared_server.post_ledger(too_many).status_code == 413
         huge = json.dumps({"events": [], "pad": "x" * (1024 * 1024)}).encode()

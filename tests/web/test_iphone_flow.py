@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 
-
 from push.results import token_hint
 from tests.web.conftest import LiveServer
 from tests.web.iphone import SimulatedIPhone, read_pass_json
@@ -26,8 +25,11 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
 def pushes_to(server: LiveServer, phone: SimulatedIPhone) -> list[dict]:
     """The journal's pushes to the phone's current token (journaled as a hint, never whole)."""
     body = server.api("admin").get("/v1/admin/pushes", params={"limit": 1000}).json()
-    return [p for p in body["pushes"]
-            if p.get("device_id") == phone.device_id and p.get("token") == token_hint(phone.push_token)]
+    return [
+        p
+        for p in body["pushes"]
+        if p.get("device_id") == phone.device_id and p.get("token") == token_hint(phone.push_token)
+    ]
 
 
 def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
@@ -54,10 +56,20 @@ def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
     phone.last_updated = first.json()["lastUpdated"]
     assert phone.changed_serials(serial, phone.last_updated).status_code == 204
 
-    answer = live_server.post_ledger([{
-        "id": "ev-" + uuid.uuid4().hex, "card": number, "version": 1, "balance": 350, "tier": "base",
-        "pending": 20, "message": "Начислено 250 баллов", "occurred_at": "2026-11-23T10:00:00Z",
-    }])
+    answer = live_server.post_ledger(
+        [
+            {
+                "id": "ev-" + uuid.uuid4().hex,
+                "card": number,
+                "version": 1,
+                "balance": 350,
+                "tier": "base",
+                "pending": 20,
+                "message": "Начислено 250 баллов",
+                "occurred_at": "2026-11-23T10:00:00Z",
+            }
+        ]
+    )
     assert answer.status_code == 202, answer.text
     assert len(answer.json()["accepted"]) == 1
 
@@ -67,7 +79,9 @@ def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
     updated = phone.passes[serial]
     assert updated.field("balance")["value"] == 350
     assert "%@" in updated.localized(updated.field("balance")["changeMessage"])
-    last_operation = next(f for f in updated.json["storeCard"]["backFields"] if f.get("value") == "Начислено 250 баллов")
+    last_operation = next(
+        f for f in updated.json["storeCard"]["backFields"] if f.get("value") == "Начислено 250 баллов"
+    )
     assert "%@" in updated.localized(last_operation["changeMessage"])
     assert updated.last_modified
 
@@ -78,8 +92,12 @@ def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
     # a re-registration with a new push token replaces the stored one: the next push goes there
     phone.push_token = "cd" * 32
     assert phone.register(serial).status_code == 200
-    assert live_server.post_ledger([{"id": "ev-" + uuid.uuid4().hex, "card": number, "version": 2,
-                                     "balance": 400}]).status_code == 202
+    assert (
+        live_server.post_ledger(
+            [{"id": "ev-" + uuid.uuid4().hex, "card": number, "version": 2, "balance": 400}]
+        ).status_code
+        == 202
+    )
     wait_for(lambda: pushes_to(live_server, phone))
     assert phone.on_push() == [serial]
     assert phone.passes[serial].field("balance")["value"] == 400

@@ -23,8 +23,11 @@ def register_one_device_per_card(server: LiveServer, cards: list[dict]) -> dict[
     for issued in cards:
         token = read_pass_json(plain.get(issued["links"]["apple"]).content)["authenticationToken"]
         device = "dev" + uuid.uuid4().hex
-        response = plain.post(f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE_ID}/{issued['serial']}",
-                              headers={"Authorization": f"ApplePass {token}"}, json={"pushToken": uuid.uuid4().hex * 2})
+        response = plain.post(
+            f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE_ID}/{issued['serial']}",
+            headers={"Authorization": f"ApplePass {token}"},
+            json={"pushToken": uuid.uuid4().hex * 2},
+        )
         assert response.status_code == 201
         devices[issued["serial"]] = device
     return devices
@@ -53,8 +56,15 @@ def test_concurrent_shuffled_events_with_duplicates(server_factory) -> None:
     events = []
     for issued in cards:
         for version in range(1, 26):
-            events.append({"id": f"{issued['card']}-v{version}", "card": issued["card"], "version": version,
-                           "balance": version * 10, "message": f"v{version}"})
+            events.append(
+                {
+                    "id": f"{issued['card']}-v{version}",
+                    "card": issued["card"],
+                    "version": version,
+                    "balance": version * 10,
+                    "message": f"v{version}",
+                }
+            )
     assert len(events) == 5000
     rng = random.Random(7)
     posted = events + rng.sample(events, 500)  # duplicates mixed in
@@ -67,7 +77,7 @@ def test_concurrent_shuffled_events_with_duplicates(server_factory) -> None:
         http = httpx.Client(base_url=server.base, timeout=60)
         try:
             for start in range(0, len(chunk), 50):
-                response = server.post_ledger(chunk[start:start + 50], client=http)
+                response = server.post_ledger(chunk[start : start + 50], client=http)
                 assert response.status_code == 202, response.text
                 body = response.json()
                 assert body["invalid"] == [] and body["unknown"] == []
@@ -115,8 +125,9 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(server_factory) -> None
         version = 0
         while not stop.is_set() and version < 10_000:
             version += 1
-            batch = [{"id": f"{card}-{version}", "card": card, "version": version, "balance": version}
-                     for card in cards]
+            batch = [
+                {"id": f"{card}-{version}", "card": card, "version": version, "balance": version} for card in cards
+            ]
             try:
                 response = server.post_ledger(batch, client=http)
             except httpx.HTTPError:
@@ -142,9 +153,9 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(server_factory) -> None
     server.start()
     # every acknowledged event is there: re-posting it is a duplicate, never accepted again
     for start in range(0, len(acknowledged), 1000):
-        body = server.post_ledger(acknowledged[start:start + 1000]).json()
+        body = server.post_ledger(acknowledged[start : start + 1000]).json()
         assert body["accepted"] == [] and body["stale"] == [] and body["unknown"] == []
-        assert len(body["duplicate"]) == len(acknowledged[start:start + 1000])
+        assert len(body["duplicate"]) == len(acknowledged[start : start + 1000])
     top = max(e["version"] for e in acknowledged)
     api = server.api()
     for card in cards[:10]:

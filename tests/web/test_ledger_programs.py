@@ -26,11 +26,13 @@ def test_tier_must_belong_to_the_cards_program(server_factory, tmp_path: Path) -
     tea = server.issue("tea-" + uuid.uuid4().hex[:8], program="tea")
     coffee = server.issue("cof-" + uuid.uuid4().hex[:8])
     bad, good, other = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
-    answer = server.post_ledger([
-        {"id": bad, "card": tea["card"], "version": 1, "balance": 40000, "tier": "platinum"},
-        {"id": good, "card": coffee["card"], "version": 1, "balance": 40000, "tier": "platinum"},
-        {"id": other, "card": tea["card"], "version": 2, "balance": 12000, "tier": "gold"},
-    ]).json()
+    answer = server.post_ledger(
+        [
+            {"id": bad, "card": tea["card"], "version": 1, "balance": 40000, "tier": "platinum"},
+            {"id": good, "card": coffee["card"], "version": 1, "balance": 40000, "tier": "platinum"},
+            {"id": other, "card": tea["card"], "version": 2, "balance": 12000, "tier": "gold"},
+        ]
+    ).json()
     assert [i["id"] for i in answer["invalid"]] == [bad] and "tea" in answer["invalid"][0]["error"]
     assert sorted(answer["accepted"]) == sorted([good, other])
     assert server.api().get(f"/v1/cards/{tea['card']}").json()["tier"] == "gold"

@@ -8,8 +8,8 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -30,8 +30,13 @@ def apns(certs_dir: Path) -> Iterator[ThreadedApns]:
 
 
 def push_env(apns: ThreadedApns, **extra: str) -> dict[str, str]:
-    return {"WALLET_PUSH_DRY_RUN": "0", "WALLET_APNS_ENDPOINT": apns.url, "WALLET_APNS_CA_FILE": apns.ca_file,
-            "WALLET_WORKER_LEASE_SECONDS": "2", **extra}
+    return {
+        "WALLET_PUSH_DRY_RUN": "0",
+        "WALLET_APNS_ENDPOINT": apns.url,
+        "WALLET_APNS_CA_FILE": apns.ca_file,
+        "WALLET_WORKER_LEASE_SECONDS": "2",
+        **extra,
+    }
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
@@ -51,8 +56,11 @@ def register(server: LiveServer, issued: dict, push_token: str) -> str:
     plain = server.client()
     auth = read_pass_json(plain.get(issued["links"]["apple"]).content)["authenticationToken"]
     device = "dev" + uuid.uuid4().hex
-    response = plain.post(f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE_ID}/{issued['serial']}",
-                          headers={"Authorization": f"ApplePass {auth}"}, json={"pushToken": push_token})
+    response = plain.post(
+        f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE_ID}/{issued['serial']}",
+        headers={"Authorization": f"ApplePass {auth}"},
+        json={"pushToken": push_token},
+    )
     assert response.status_code == 201
     return device
 
@@ -60,8 +68,9 @@ def register(server: LiveServer, issued: dict, push_token: str) -> str:
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], cwd=ROOT, env=env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def kill(self) -> None:
         self.proc.kill()
@@ -107,8 +116,9 @@ def test_ledger_event_reaches_every_device_through_apns(server_factory, apns: Th
     assert Counter(apns.tokens()) == counts
 
 
-def test_worker_killed_mid_delivery_still_reaches_every_device(server_factory, apns: ThreadedApns,
-                                                                tmp_path: Path) -> None:
+def test_worker_killed_mid_delivery_still_reaches_every_device(
+    server_factory, apns: ThreadedApns, tmp_path: Path
+) -> None:
     env = push_env(apns, WALLET_RUN_WORKER="0")
     server = server_factory(**env)
     cards = [server.issue(f"kill-{i}-{uuid.uuid4().hex[:6]}") for i in range(40)]
@@ -126,18 +136,21 @@ def test_worker_killed_mid_delivery_still_reaches_every_device(server_factory, a
     killed_at = time.time()
     second = WorkerProcess(server.env, tmp_path / "worker-2.log")
     try:
+
         def everyone_after_restart() -> bool:
             reached = {r.token for r in apns.requests() if r.at > killed_at and r.status == 200}
             answered_before = {r.token for r in apns.requests() if r.at + 2.0 < killed_at}
             return set(tokens) <= reached | answered_before
+
         wait_for(everyone_after_restart, timeout=40)
         wait_for(lambda: "wallet_outbox_pending 0.0" in server.client().get("/metrics").text, timeout=20)
     finally:
         second.stop()
 
 
-def test_two_workers_share_the_redis_stream_without_double_delivery(store_kind: str, server_factory,
-                                                                     apns: ThreadedApns, tmp_path: Path) -> None:
+def test_two_workers_share_the_redis_stream_without_double_delivery(
+    store_kind: str, server_factory, apns: ThreadedApns, tmp_path: Path
+) -> None:
     if store_kind != "redis":
         pytest.skip("several worker processes share the outbox only on Redis")
     env = push_env(apns, WALLET_RUN_WORKER="0", WALLET_WORKER_LEASE_SECONDS="30")
@@ -151,8 +164,9 @@ def test_two_workers_share_the_redis_stream_without_double_delivery(store_kind: 
     workers = [WorkerProcess(server.env, tmp_path / f"worker-{i}.log") for i in range(2)]
     try:
         for round_ in range(2):
-            events = [{"id": uuid.uuid4().hex, "card": c["card"], "version": round_ + 1, "balance": round_}
-                      for c in cards]
+            events = [
+                {"id": uuid.uuid4().hex, "card": c["card"], "version": round_ + 1, "balance": round_} for c in cards
+            ]
             with httpx.Client(base_url=server.base, timeout=30) as http:
                 assert len(server.post_ledger(events, client=http).json()["accepted"]) == 250
             wait_for(lambda: len(apns.tokens()) >= 250 * (round_ + 1), timeout=30)

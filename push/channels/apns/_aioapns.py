@@ -70,8 +70,9 @@ def _h2_connection() -> H2Connection:
     # aioapns builds every request header from fixed lower-case names, the hex token (checked
     # in ApnsSender._send), a uuid and the topic from validated settings: h2's per-request
     # normalizing and validating of outbound headers would find nothing to fix.
-    conn = _ApnsH2Connection(H2Configuration(client_side=True, validate_outbound_headers=False,
-                                             normalize_outbound_headers=False))
+    conn = _ApnsH2Connection(
+        H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)
+    )
     conn.encoder = _ApnsHeaderEncoder()
     return conn
 

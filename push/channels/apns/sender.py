@@ -15,10 +15,9 @@ import os
 import re
 import ssl
 import tempfile
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
-
-from collections.abc import Coroutine, Mapping, Sequence
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsBaseClientProtocol
@@ -177,9 +176,7 @@ class ApnsChannel(Channel):
         """The empty push that makes the device ask the web service for changed passes."""
         return await self._send(push_token, {}, self.pass_type_id, push_type=None)
 
-    async def send_alert(
-        self, token: str, title: str, body: str, data: Mapping[str, Any] | None = None
-    ) -> PushResult:
+    async def send_alert(self, token: str, title: str, body: str, data: Mapping[str, Any] | None = None) -> PushResult:
         """A visible alert to the companion iOS app (topic = its bundle id)."""
         if not self.app_topic:
             return PushResult("failed", "NoAppTopic")
@@ -189,9 +186,7 @@ class ApnsChannel(Channel):
             return PushResult("failed", "PayloadTooLarge")
         return await self._send(token, message, self.app_topic, push_type=PushType.ALERT)
 
-    async def _send(
-        self, token: str, message: dict[str, Any], topic: str, push_type: PushType | None
-    ) -> PushResult:
+    async def _send(self, token: str, message: dict[str, Any], topic: str, push_type: PushType | None) -> PushResult:
         if not _HEX_TOKEN.fullmatch(token):
             # Never put an arbitrary string into :path; APNs would answer the same.
             return PushResult("invalid_token", "BadDeviceToken")
@@ -201,9 +196,7 @@ class ApnsChannel(Channel):
             # Unreadable certificate/key or CA file: nothing will work until config changes.
             log.error("APNs client for %s could not be built: %s", self.pass_type_id, type(exc).__name__)
             return PushResult("auth_error", f"ClientSetup:{type(exc).__name__}")
-        request = NotificationRequest(
-            device_token=token, message=message, push_type=push_type, apns_topic=topic
-        )
+        request = NotificationRequest(device_token=token, message=message, push_type=push_type, apns_topic=topic)
         try:
             # asyncio.timeout, not wait_for: no extra task per push.
             async with asyncio.timeout(self.timeout):
