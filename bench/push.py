@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -188,6 +188,10 @@ class Rate:
     @property
     def cpu_per_push(self) -> float:
         return self.cpu / max(self.pushes, 1)
+
+
+# one side of the throughput comparison: given the fake's URL, the coroutine that pushes and measures
+Run = Callable[[str], Coroutine[Any, Any, Rate]]
 
 
 def _token() -> str:
@@ -344,7 +348,7 @@ async def _ours(url: str, pki: Pki, db: Path, n: int) -> Rate:
         await store.close()
 
 
-def _phase(label: str, pki: Pki, cores: tuple[int, int] | None, n: int, run: Any) -> tuple[Rate, float]:
+def _phase(label: str, pki: Pki, cores: tuple[int, int] | None, n: int, run: Run) -> tuple[Rate, float]:
     """One measured phase against a fresh fake; returns the rate and the share of a core other
     processes took from the two pinned cores meanwhile (a disturbed phase is visible)."""
     fake = FakeApnsProcess(pki, cores[1] if cores else None)
@@ -391,40 +395,54 @@ def _throughput(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     seeded = tmp / "seeded.db"  # seeded once; each round's worker drains a fresh copy
     asyncio.run(_seed_outbox(seeded, PUSHES))
     runs: dict[str, list[tuple[Rate, float]]] = {side: [] for side in SIDES}
+
+    def run_raw(url: str) -> Coroutine[Any, Any, Rate]:
+        return _raw_aioapns(url, pki, cert_file, PUSHES)
+
+    def run_sender_alone(url: str) -> Coroutine[Any, Any, Rate]:
+        return _sender_alone(url, pki, PUSHES)
+
+    def run_ours(db: Path) -> Run:
+        def ours(url: str) -> Coroutine[Any, Any, Rate]:
+            return _ours(url, pki, db, PUSHES)
+
+        return ours
+
     for r in range(ROUNDS):
         for side in SIDES if r % 2 == 0 else SIDES[::-1]:
+            run: Run
             if side == SIDES[0]:
-                run: Any = lambda url: _raw_aioapns(url, pki, cert_file, PUSHES)
+                run = run_raw
             elif side == SIDES[1]:
-                run = lambda url: _sender_alone(url, pki, PUSHES)
+                run = run_sender_alone
             else:
                 db = tmp / f"throughput-{r}.db"
                 shutil.copyfile(seeded, db)
-                run = lambda url, db=db: _ours(url, pki, db, PUSHES)
+                run = run_ours(db)
             runs[side].append(_phase(side, pki, cores, PUSHES, run))
     # A round and the next one run the sides in mirrored order (A B C, C B A): summed per side,
     # a steady drift of the machine's speed over the pair weighs on every side alike.
-    pairs = {side: [_pair(a, b) for (a, _), (b, _) in zip(runs[side][0::2], runs[side][1::2])] for side in SIDES}
+    pairs = {
+        side: [_pair(a, b) for (a, _), (b, _) in zip(runs[side][0::2], runs[side][1::2], strict=True)] for side in SIDES
+    }
     raw, sender, ours = (pairs[side] for side in SIDES)
 
     def ratios(a: list[Rate], b: list[Rate]) -> tuple[float, float]:
         """Medians over the pairs of rounds: a/b pushes/s and b/a CPU per push."""
         return (
-            median(x.per_second / y.per_second for x, y in zip(a, b)),
-            median(y.cpu_per_push / x.cpu_per_push for x, y in zip(a, b)),
+            median(x.per_second / y.per_second for x, y in zip(a, b, strict=True)),
+            median(y.cpu_per_push / x.cpu_per_push for x, y in zip(a, b, strict=True)),
         )
 
     rate, cpu = ratios(ours, raw)
     verdict = "meets" if rate >= RATIO_TARGET else "BELOW"
     print(
         f"  ours/raw aioapns pushes/s = {rate:.2f} (median of {len(ours)} mirrored pairs of rounds: "
-        f"{', '.join(f'{x.per_second:.0f}/{y.per_second:.0f}' for x, y in zip(ours, raw))}); "
+        f"{', '.join(f'{x.per_second:.0f}/{y.per_second:.0f}' for x, y in zip(ours, raw, strict=True))}); "
         f"{verdict} target >= {RATIO_TARGET}"
     )
-    print(
-        f"  CPU-bound ratio (raw CPU per push / ours) = {cpu:.2f} "
-        f"({', '.join(f'{y.cpu_per_push * 1e6:.0f}/{x.cpu_per_push * 1e6:.0f} us' for x, y in zip(ours, raw))})"
-    )
+    cpu_pairs = (f"{y.cpu_per_push * 1e6:.0f}/{x.cpu_per_push * 1e6:.0f} us" for x, y in zip(ours, raw, strict=True))
+    print(f"  CPU-bound ratio (raw CPU per push / ours) = {cpu:.2f} ({', '.join(cpu_pairs)})")
     worker_rate, worker_cpu = ratios(ours, sender)
     sender_rate, sender_cpu = ratios(sender, raw)
     print(
@@ -493,7 +511,7 @@ async def _steady_posts(base: str, cards: list[tuple[str, str]]) -> tuple[list[S
                 return
             answered = time.time()
             accepted = set(answer.json().get("accepted", [])) if answer.status_code == 202 else set()
-            for (number, token), event in zip(batch, events):
+            for (_, token), event in zip(batch, events, strict=True):
                 if event["id"] in accepted:
                     sent.append(Sent(token, started, answered))
                 else:

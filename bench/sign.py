@@ -47,7 +47,7 @@ def pin_to_one_core() -> str:
         return "not pinned (no sched_setaffinity)"
 
 
-def rate(fn: Callable[[int], None], seconds: float) -> float:
+def rate(fn: Callable[[int], object], seconds: float) -> float:
     """Operations per second: call fn(i) until `seconds` elapsed (after a short warm-up)."""
     for i in range(20):
         fn(i)

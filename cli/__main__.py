@@ -20,9 +20,8 @@ def _print_dev_banner(prepared: Prepared) -> None:
     print(f"  store:    {s.database_url}")
     print(f"  docs:     {s.public_url}/docs   programs: {s.public_url}/v1/programs   ready: {s.public_url}/readyz")
     print(f"  passkit:  {s.web_service_url}   pass type {s.pass_type_id}, team {s.team_id}")
-    print(
-        f"  pushes:   {'recorded only (dry run), see /v1/admin/pushes' if s.push_dry_run else 'sent to ' + s.apns_endpoint}"
-    )
+    pushes = "recorded only (dry run), see /v1/admin/pushes" if s.push_dry_run else f"sent to {s.apns_endpoint}"
+    print(f"  pushes:   {pushes}")
     if prepared.created_pki:
         print(f"  created a throw-away dev PKI in {s.certs_dir}/")
     if prepared.dev_secrets is not None:
@@ -120,9 +119,8 @@ async def _issue(prepared: Prepared, args: argparse.Namespace) -> int:
         rendered = core.factory.render(issued.card)
         Path(args.out).write_bytes(rendered.data)
         card = issued.card
-        print(
-            f"{'issued' if issued.created else 'existing'} card *{last4(card.number)} serial {card.serial} -> {args.out}"
-        )
+        verb = "issued" if issued.created else "existing"
+        print(f"{verb} card *{last4(card.number)} serial {card.serial} -> {args.out}")
         return 0
     finally:
         await core.aclose()

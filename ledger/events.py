@@ -47,8 +47,9 @@ def _str(data: dict[str, Any], name: str, max_len: int) -> str | None:
 
 def event_id(raw: Any) -> str | None:
     """The event's id if it has a usable one (for reporting an invalid event by id)."""
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str) and _ID_RE.match(raw["id"]):
-        return raw["id"]
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(ident, str) and _ID_RE.match(ident):
+        return ident
     return None
 
 

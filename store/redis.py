@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -75,8 +75,16 @@ def _entry_json(entry: NewEntry) -> list[Any]:
     return [entry.kind, entry.coalesce_key or "", [part for item in entry.fields.items() for part in item]]
 
 
+def _text(reply: object) -> str:
+    """A reply of the client, which is opened with decode_responses=True: redis-py types replies
+    `bytes | str` whatever that setting, so this checks the invariant and narrows the type."""
+    if not isinstance(reply, str):
+        raise StoreError(f"expected a decoded string reply from redis, got {type(reply).__name__}")
+    return reply
+
+
 def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
-    values = dict(zip(flat[::2], flat[1::2]))
+    values = dict(zip(flat[::2], flat[1::2], strict=True))
     fields = {name[2:]: value for name, value in values.items() if name.startswith("f:")}
     return OutboxEntry(
         id=entry_id,
@@ -87,7 +95,7 @@ def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
     )
 
 
-def _card_from_hash(values: dict[str, str]) -> Card | None:
+def _card_from_hash(values: Mapping[bytes | str, bytes | str]) -> Card | None:
     if not values:
         return None
     data = json.loads(values["data"])
@@ -149,7 +157,10 @@ class RedisStore(Store):
 
     async def _migrate(self, client: aioredis.Redis) -> None:
         await client.set(self._key("schema"), SCHEMA_VERSION, nx=True)
-        version = int(await client.get(self._key("schema")))
+        stored = await client.get(self._key("schema"))
+        if stored is None:  # set just above unless it was there; nothing deletes it
+            raise StoreError("redis schema version is missing")
+        version = int(stored)
         if version > SCHEMA_VERSION:
             raise StoreError(f"redis schema version {version} is newer than this code ({SCHEMA_VERSION})")
         try:
@@ -175,14 +186,16 @@ class RedisStore(Store):
             await self._script("MARK_PUSHED", serial, _reg_field(device, pass_type), str(tag))
         await client.delete(self._key("pushed"))
         passes: set[tuple[str, str]] = set()
-        for entry_id, values in await client.xrange(stream):
-            if values.get("kind") != "apns_pass":
+        for entry_id, values in await client.xrange(stream) or []:
+            # an entry without id or fields is one deleted meanwhile (a shape XRANGE does not return)
+            if entry_id is None or values is None or values.get("kind") != "apns_pass":
                 continue
             payload = json.loads(values.get("payload") or "{}")
             passes.add((str(payload.get("pass_type_id")), str(payload.get("serial"))))
             await client.xack(stream, GROUP, entry_id)
             await client.xdel(stream, entry_id)
-        for member in await client.zrange(self._key("outbox:delayed"), 0, -1):
+        for reply in await client.zrange(self._key("outbox:delayed"), 0, -1):
+            member = _text(reply)  # without WITHSCORES, members only
             old = json.loads(member)
             if old.get("kind") == "apns_pass":
                 payload = json.loads(old.get("payload") or "{}")
@@ -236,11 +249,11 @@ class RedisStore(Store):
 
     async def get_card_by_serial(self, serial: str) -> Card | None:
         number = await self.client.get(self._key("serial:", serial))
-        return await self.get_card(number) if number is not None else None
+        return await self.get_card(_text(number)) if number is not None else None
 
     async def get_card_by_account(self, account: str) -> Card | None:
         number = await self.client.get(self._key("account:", account))
-        return await self.get_card(number) if number is not None else None
+        return await self.get_card(_text(number)) if number is not None else None
 
     # -- ledger ------------------------------------------------------------------------------
     async def apply_ledger_events(
@@ -259,7 +272,7 @@ class RedisStore(Store):
             batch = [events[i] for i in pending]
             cards, number_by_account, seen = await self._snapshot(batch)
             plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now, check)
-            for position, (index, outcome) in enumerate(zip(pending, plan.outcomes)):
+            for position, (index, outcome) in enumerate(zip(pending, plan.outcomes, strict=True)):
                 outcomes[index] = outcome
                 errors.pop(index, None)
                 if position in plan.errors:
@@ -280,14 +293,14 @@ class RedisStore(Store):
             ]
             tags = await self._script("APPLY_LEDGER", repr(now), _dumps(groups))
             lost: set[str] = set()
-            for (number, change), tag in zip(plan.changes.items(), tags):
+            for (number, change), tag in zip(plan.changes.items(), tags, strict=True):
                 if tag:
                     changed[number] = change.card.with_changes(tag=int(tag))
                 else:
                     lost.add(number)
             if not lost:
                 break
-            pending = [i for i, event in zip(pending, batch) if card_key(event, number_by_account) in lost]
+            pending = [i for i, event in zip(pending, batch, strict=True) if card_key(event, number_by_account) in lost]
         else:
             raise StoreError("ledger batch kept conflicting with concurrent writers")
         return LedgerResult(
@@ -301,20 +314,20 @@ class RedisStore(Store):
         number_by_account: dict[str, str] = {}
         if accounts:
             numbers_found = await client.mget([self._key("account:", a) for a in accounts])
-            number_by_account = {a: n for a, n in zip(accounts, numbers_found) if n is not None}
+            number_by_account = {a: _text(n) for a, n in zip(accounts, numbers_found, strict=True) if n is not None}
         numbers = sorted({e.card for e in events if e.card is not None} | set(number_by_account.values()))
         ids = sorted({e.id for e in events})
         async with client.pipeline(transaction=False) as pipe:
             for number in numbers:
                 pipe.hgetall(self._key("card:", number))
             pipe.smismember(self._key("ledger:ids"), ids)
-            replies = await pipe.execute()
+            *card_hashes, members = await pipe.execute()
         cards = {}
-        for number, values in zip(numbers, replies):
+        for number, values in zip(numbers, card_hashes, strict=True):
             card = _card_from_hash(values)
             if card is not None:
                 cards[number] = card
-        seen = {event_id for event_id, member in zip(ids, replies[-1]) if member}
+        seen = {event_id for event_id, member in zip(ids, members, strict=True) if member}
         return cards, number_by_account, seen
 
     # -- PassKit registrations -----------------------------------------------------------------
@@ -340,7 +353,7 @@ class RedisStore(Store):
         return removed == 1
 
     @staticmethod
-    def _registration(serial: str, value: str) -> Registration:
+    def _registration(serial: str, value: bytes | str) -> Registration:
         data = json.loads(value)
         return Registration(
             device_id=data["device_id"],

@@ -36,10 +36,10 @@ _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _RETRY_CODES = {"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"}
 
 
-class _OneShotFCM(FCMNotification):
+class _OneShotFCM(FCMNotification):  # type: ignore[misc]  # pyfcm ships no types: its class is Any to mypy
     """pyfcm with exactly one HTTP request per send (plus one after an expired access token)."""
 
-    def __init__(self, credentials: Any, endpoint_base: str, project_id: str | None) -> None:
+    def __init__(self, credentials: service_account.Credentials, endpoint_base: str, project_id: str | None) -> None:
         # max_retries=0: no urllib3 retries on 502/503 or Retry-After; our worker backs off.
         super().__init__(credentials=credentials, project_id=project_id, adapter=HTTPAdapter(max_retries=0))
         self.FCM_END_POINT_BASE = endpoint_base  # pyfcm reads it through self
@@ -51,14 +51,17 @@ class _OneShotFCM(FCMNotification):
         with self._token_lock:
             if not self.credentials.valid:
                 self.credentials.refresh(google.auth.transport.requests.Request())
-            return self.credentials.token
+            token = self.credentials.token
+            # valid, or refreshed just now (a failed refresh raises): google-auth holds a token
+            assert isinstance(token, str)
+            return token
 
     def _forget_access_token(self) -> None:
         with self._token_lock:
             self.credentials.token = None
 
     def _post(self, payload: bytes, timeout: float | None) -> requests.Response:
-        session = self.requests_session  # per-thread session (requests.Session is not thread-safe)
+        session: requests.Session = self.requests_session  # per-thread (requests.Session is not thread-safe)
         headers = {"Authorization": "Bearer " + self._get_access_token()}
         return session.post(self.fcm_end_point, data=payload, timeout=timeout, headers=headers)
 
@@ -135,7 +138,10 @@ class FcmChannel(Channel):
         timeout: float = 10.0,
         max_threads: int = 16,
     ) -> None:
-        credentials = service_account.Credentials.from_service_account_file(service_account_file, scopes=[FCM_SCOPE])
+        credentials: service_account.Credentials
+        credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
+            service_account_file, scopes=[FCM_SCOPE]
+        )
         self.project_id = project_id or credentials.project_id
         self.name = "fcm"
         self.timeout = timeout

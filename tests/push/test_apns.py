@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -214,7 +215,7 @@ async def test_status_mapping_table() -> None:
 async def test_fake_runs_as_a_subprocess(pki: Pki, tmp_path: Path) -> None:
     ca, cert, key = pki.files.ca, pki.files.server_cert, pki.files.server_key
     script = tmp_path / "script.json"
-    script.write_text('{"%s": [[410, "Unregistered"]]}' % OTHER)
+    script.write_text(json.dumps({OTHER: [[410, "Unregistered"]]}))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -291,7 +292,8 @@ async def test_answers_after_the_timeout_leave_the_connection_working(pki: Pki, 
     apns_fake.program(late_error, ApnsReply(410, "Unregistered", delay=0.4))
     sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=0.2)
     try:
-        assert await asyncio.gather(sender.send_pass_update(late_ok), sender.send_pass_update(late_error)) == [
+        # list(): typeshed types gather(a, b) as a tuple, but it returns a list
+        assert list(await asyncio.gather(sender.send_pass_update(late_ok), sender.send_pass_update(late_error))) == [
             PushResult("retry", "Timeout"),
             PushResult("retry", "Timeout"),
         ]

@@ -372,11 +372,11 @@ async def test_a_batch_commits_its_successes_and_skips_in_one_store_call(
     cards = [await registered_card(store, [token], n=i) for i, token in enumerate(tokens)]
     for card in cards:
         await change(store, card, 1)
-    by_token = {token: card for token, card in zip(tokens, cards)}
+    by_token = {token: card for token, card in zip(tokens, cards, strict=True)}
     done_before = by_token[pushed_before]
-    await store.mark_pushed(
-        "device-0", PASS_TYPE_ID, done_before.serial, (await store.get_card(done_before.number)).tag
-    )  # a redelivery: skipped
+    stored_before = await store.get_card(done_before.number)
+    assert stored_before is not None
+    await store.mark_pushed("device-0", PASS_TYPE_ID, done_before.serial, stored_before.tag)  # a redelivery: skipped
     apns_fake.program(invalid, ApnsReply(410, "Unregistered", timestamp_ms=int((NOW + 5) * 1000)))
     apns_fake.program(throttled, ApnsReply(429, "TooManyRequests"))
     counting = CountingStore(store)

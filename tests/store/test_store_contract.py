@@ -24,9 +24,26 @@ def event(
     *,
     card: str | None = None,
     account: str | None = None,
-    **fields: object,
+    tier: str | None = None,
+    pending: int | None = None,
+    expiring_points: int | None = None,
+    expiring_date: str | None = None,
+    message: str | None = None,
+    occurred_at: str | None = None,
 ) -> LedgerEvent:
-    return LedgerEvent(id=event_id, version=version, balance=balance, card=card, account=account, **fields)
+    return LedgerEvent(
+        id=event_id,
+        version=version,
+        balance=balance,
+        card=card,
+        account=account,
+        tier=tier,
+        pending=pending,
+        expiring_points=expiring_points,
+        expiring_date=expiring_date,
+        message=message,
+        occurred_at=occurred_at,
+    )
 
 
 def outcomes(result) -> dict[str, Outcome]:
@@ -59,7 +76,8 @@ async def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> No
     await second.open()  # opening (and migrating) again is harmless
     stored = await second.get_card(card.number)
     assert stored is not None and stored.balance == 50 and stored.version == 1
-    assert (await second.get_registration("dev", "pass.t", card.serial)).push_token == "push-1"
+    registration = await second.get_registration("dev", "pass.t", card.serial)
+    assert registration is not None and registration.push_token == "push-1"
     assert await second.outbox_size() == 2  # the ledger's pass update and the note
     assert await second.list_device_logs(10) == [(NOW, "hello")]
     dup = await second.apply_ledger_events([event("e1", 2, 60, card=card.number)], NOW)
@@ -177,7 +195,8 @@ async def test_event_by_account(store: Store) -> None:
     card, _ = await store.create_card(make_card(1))
     result = await store.apply_ledger_events([event("e1", 1, 10, account=card.account)], NOW)
     assert result.outcomes == [("e1", Outcome.ACCEPTED)]
-    assert (await store.get_card(card.number)).balance == 10
+    stored = await store.get_card(card.number)
+    assert stored is not None and stored.balance == 10
 
 
 async def test_duplicate_ids_change_nothing(store: Store) -> None:
@@ -196,7 +215,8 @@ async def test_duplicate_within_one_batch(store: Store) -> None:
         [event("e1", 1, 10, card=card.number), event("e1", 2, 20, card=card.number)], NOW
     )
     assert result.outcomes == [("e1", Outcome.ACCEPTED), ("e1", Outcome.DUPLICATE)]
-    assert (await store.get_card(card.number)).balance == 10
+    stored = await store.get_card(card.number)
+    assert stored is not None and stored.balance == 10
 
 
 async def test_stale_versions_change_nothing(store: Store) -> None:
@@ -336,6 +356,7 @@ async def test_an_event_failing_the_check_is_invalid_and_changes_nothing(store: 
     assert result.outcomes == [("e1", Outcome.INVALID), ("e2", Outcome.ACCEPTED)]
     assert result.errors == {0: "tier not in program"}
     stored = await store.get_card(card.number)
+    assert stored is not None
     assert (stored.version, stored.balance, stored.tier) == (2, 20, card.tier)
     # the invalid id was not recorded: once fixed, it is accepted
     again = await store.apply_ledger_events([event("e1", 3, 30, card=card.number)], NOW, pass_fanout, check)
@@ -349,6 +370,7 @@ async def test_register_is_an_upsert(store: Store) -> None:
     assert await store.register_device("dev", "pass.t", "s1", "tok-1", NOW) is True
     assert await store.register_device("dev", "pass.t", "s1", "tok-2", NOW + 5) is False
     reg = await store.get_registration("dev", "pass.t", "s1")
+    assert reg is not None
     assert (reg.device_id, reg.pass_type_id, reg.serial, reg.push_token, reg.updated_at) == (
         "dev",
         "pass.t",

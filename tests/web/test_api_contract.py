@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from itertools import pairwise
 
 import pytest
 
@@ -48,7 +49,7 @@ class TestCards:
     def test_numbers_are_not_sequential(self, shared_server: LiveServer):
         api = shared_server.api()
         numbers = [int(api.post("/v1/cards", json=card_body(new_account())).json()["card"]) for _ in range(5)]
-        gaps = {b - a for a, b in zip(numbers, numbers[1:])}
+        gaps = {b - a for a, b in pairwise(numbers)}
         assert len(set(numbers)) == 5 and len(gaps) > 1 and all(abs(g) > 10 for g in gaps)
 
     def test_tier_follows_balance_when_not_given(self, shared_server: LiveServer):

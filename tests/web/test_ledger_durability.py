@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 import httpx
 
 from store.factory import open_store
+from store.port import OutboxEntry
 from tests.web.conftest import PASS_TYPE_ID, LiveServer
 from tests.web.iphone import read_pass_json
 
@@ -33,10 +34,10 @@ def register_one_device_per_card(server: LiveServer, cards: list[dict]) -> dict[
     return devices
 
 
-async def drain_outbox(url: str) -> list:
+async def drain_outbox(url: str) -> list[OutboxEntry]:
     store = await open_store(url)
     try:
-        entries = []
+        entries: list[OutboxEntry] = []
         while True:
             batch = await store.claim_outbox("inspector", 500, 60.0, time.time())
             if not batch:

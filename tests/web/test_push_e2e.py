@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -123,7 +123,7 @@ def test_worker_killed_mid_delivery_still_reaches_every_device(
     server = server_factory(**env)
     cards = [server.issue(f"kill-{i}-{uuid.uuid4().hex[:6]}") for i in range(40)]
     tokens = [token() for _ in cards]
-    for issued, t in zip(cards, tokens):
+    for issued, t in zip(cards, tokens, strict=True):
         register(server, issued, t)
         # answers are slow, so the worker dies with pushes in flight and unacknowledged
         apns.run(apns.server.program, t, ApnsReply(200, delay=2.0))
@@ -157,11 +157,15 @@ def test_two_workers_share_the_redis_stream_without_double_delivery(
     server = server_factory(**env)
     cards = [server.issue(f"two-{i}-{uuid.uuid4().hex[:6]}") for i in range(250)]
     tokens = [token() for _ in cards]
-    for issued, t in zip(cards, tokens):
+    for issued, t in zip(cards, tokens, strict=True):
         register(server, issued, t)
         # slow first answers keep one worker busy with its batch while the other claims the rest
         apns.run(apns.server.program, t, ApnsReply(200, delay=1.0))
     workers = [WorkerProcess(server.env, tmp_path / f"worker-{i}.log") for i in range(2)]
+
+    def pushes_reach(count: int) -> Callable[[], bool]:
+        return lambda: len(apns.tokens()) >= count
+
     try:
         for round_ in range(2):
             events = [
@@ -169,7 +173,7 @@ def test_two_workers_share_the_redis_stream_without_double_delivery(
             ]
             with httpx.Client(base_url=server.base, timeout=30) as http:
                 assert len(server.post_ledger(events, client=http).json()["accepted"]) == 250
-            wait_for(lambda: len(apns.tokens()) >= 250 * (round_ + 1), timeout=30)
+            wait_for(pushes_reach(250 * (round_ + 1)), timeout=30)
         time.sleep(1.0)
         counts = Counter(apns.tokens())
         assert set(counts) == set(tokens)
