@@ -1,9 +1,10 @@
 """The push worker: claims outbox entries, delivers them through channels, records the outcome.
 
-One engine: a claimed batch is decoded into typed messages (push/messages.py), each kind goes
-to its handler (the `_handlers` table), the handlers turn messages into pushes, the pushes go
-out through the channel chosen by (client, scope) (push/channels/base.py `Channels`), batched
-per channel, and the batch's outcomes are committed in one store call. `run_forever` claims
+One engine: a claimed batch is decoded into typed messages, each kind goes to its handler (the
+registry in push/messages.py; the handlers live in push/kinds/), the handlers turn messages
+into pushes through the batch context (push/batch.py), the pushes go out through the channel
+chosen by (client, scope) (push/channels/base.py `Channels`), one `deliver` call per channel,
+and the batch's outcomes are committed in one store call. `run_forever` claims
 the next batch while earlier ones are still sending; `run_once` and `run_until_idle` run the
 same batch step once or until nothing is due (tests, the CLI).
 
@@ -26,91 +27,23 @@ pushes' (stay leased, then retry, then dead letter, then done).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from push.backoff import backoff_delay
-from push.channels.base import ANY, AlertPush, Channel, Channels, PassPush, Push
-from push.messages import AnyMessage, AppAlert, MessageError, PassUpdate, decode
-from push.results import PushResult, token_hint
-from store.port import OutboxEntry, PassKey, PushMark, Store
+from push.batch import Batch, EntryState, Fate
+from push.channels.base import Channel, Channels
+from push.kinds.pass_update import APPLE
+from push.messages import KINDS, Message, MessageError, decode
+from push.results import PushResult
+from store.port import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 
 JOURNAL_KEEP = 1000
-APPLE = "apple"  # the client of a registration made by Apple Wallet
-
-
-class _Fate(enum.IntEnum):
-    """What becomes of an entry, in rising order of caution: the highest of its pushes wins."""
-
-    DONE = 0
-    DEAD = 1
-    RETRY = 2
-    HOLD = 3  # stays leased (paused channel)
-
-
-@dataclass
-class _Entry:
-    """One claimed entry while its pushes are out."""
-
-    entry: OutboxEntry
-    fate: _Fate = _Fate.DONE
-    reason: str = ""
-    retry_after: float | None = None
-
-    def settle(self, fate: _Fate, reason: str, retry_after: float | None = None) -> None:
-        if fate > self.fate:
-            self.fate, self.reason = fate, reason
-        if retry_after is not None:
-            self.retry_after = max(retry_after, self.retry_after or 0.0)
-
-
-@dataclass
-class _Batch:
-    """One claimed batch: what it commits in one go at the end, and the rarer writes after."""
-
-    now: float
-    entries: list[_Entry] = field(default_factory=list)
-    marks: list[PushMark] = field(default_factory=list)
-    journal: list[dict[str, Any]] = field(default_factory=list)
-
-
-# A push on its way, with what the handler needs to act on its result.
-_OnResult = Callable[[PushResult, Channel], Awaitable[None]]
-_Handler = Callable[[list[tuple[_Entry, Any]], _Batch], Awaitable[None]]
-
-
-class _Sends:
-    """The pushes of one batch grouped by channel, so each channel gets one `deliver` call."""
-
-    def __init__(self) -> None:
-        self._groups: dict[int, tuple[Channel, list[Push], list[_OnResult]]] = {}
-
-    def add(self, channel: Channel, push: Push, on_result: _OnResult) -> None:
-        group = self._groups.get(id(channel))
-        if group is None:
-            group = self._groups[id(channel)] = (channel, [], [])
-        group[1].append(push)
-        group[2].append(on_result)
-
-    async def run(self) -> None:
-        groups = list(self._groups.values())
-        if len(groups) == 1:
-            await self._deliver(*groups[0])
-        elif groups:
-            await asyncio.gather(*(self._deliver(*group) for group in groups))
-
-    @staticmethod
-    async def _deliver(channel: Channel, pushes: list[Push], callbacks: list[_OnResult]) -> None:
-        results = await channel.deliver(pushes)
-        for on_result, result in zip(callbacks, results, strict=True):
-            await on_result(result, channel)
+__all__ = ["APPLE", "JOURNAL_KEEP", "Worker"]
 
 
 class Worker:
@@ -160,11 +93,6 @@ class Worker:
             "auth_errors": 0,
             "failed": 0,
             "skipped": 0,
-        }
-        # kind -> handler: one line per message kind
-        self._handlers: dict[str, _Handler] = {
-            PassUpdate.KIND: self._pass_updates,
-            AppAlert.KIND: self._app_alerts,
         }
 
     # -- loop --------------------------------------------------------------------------------
@@ -243,23 +171,21 @@ class Worker:
     # -- one batch ---------------------------------------------------------------------------
     async def _run_batch(self, entries: list[OutboxEntry], now: float) -> None:
         """Deliver claimed `entries` (already counted in `_unsent`) and commit their outcomes."""
-        batch = _Batch(now)
+        batch = Batch(self.store, self, now)
         try:
-            by_kind: dict[str, list[tuple[_Entry, Any]]] = {}
+            by_kind: dict[str, list[tuple[EntryState, Message]]] = {}
             for entry in entries:
-                state = _Entry(entry)
+                state = EntryState(entry)
                 batch.entries.append(state)
                 try:
-                    message: AnyMessage = decode(entry.kind, entry.fields)
+                    message = decode(entry.kind, entry.fields)
                 except MessageError as exc:
-                    state.settle(_Fate.DEAD, str(exc))
+                    state.settle(Fate.DEAD, str(exc))
                     continue
                 by_kind.setdefault(entry.kind, []).append((state, message))
-            handlers = [self._handlers[kind](items, batch) for kind, items in by_kind.items()]
-            if len(handlers) == 1:
-                await handlers[0]
-            elif handlers:
-                await asyncio.gather(*handlers)
+            for kind, items in by_kind.items():
+                await KINDS[kind].handle(items, batch)
+            await batch.send_all()
             await self._commit(batch)
         except Exception as exc:
             # The store failed a read or the commit, or a bug: the entries stay leased and come
@@ -270,18 +196,18 @@ class Worker:
             self._unsent -= len(entries)
             self._room.set()
 
-    async def _commit(self, batch: _Batch) -> None:
-        acks = [state.entry.id for state in batch.entries if state.fate is _Fate.DONE]
-        if batch.marks or acks or batch.journal:
-            await self.store.complete_pushes(batch.marks, acks, batch.journal, batch.now, JOURNAL_KEEP)
+    async def _commit(self, batch: Batch) -> None:
+        acks = [state.entry.id for state in batch.entries if state.fate is Fate.DONE]
+        if batch.marks or acks or batch.records:
+            await self.store.complete_pushes(batch.marks, acks, batch.records, batch.now, JOURNAL_KEEP)
         # After the commit, so a retried entry finds its delivered devices marked.
         for state in batch.entries:
-            if state.fate is _Fate.RETRY:
+            if state.fate is Fate.RETRY:
                 await self._retry(state, batch.now)
-            elif state.fate is _Fate.DEAD:
+            elif state.fate is Fate.DEAD:
                 await self._dead(state.entry, state.reason, batch.now)
 
-    async def _retry(self, state: _Entry, now: float) -> None:
+    async def _retry(self, state: EntryState, now: float) -> None:
         attempt = state.entry.attempts + 1
         if attempt >= self.max_attempts:
             await self._dead(state.entry, f"gave up after {attempt} attempts: {state.reason}", now)
@@ -298,136 +224,13 @@ class Worker:
             {"kind": entry.kind, "entry": entry.id, "outcome": "dead", "error": error}, now, JOURNAL_KEEP
         )
 
-    # -- handlers, one per message kind ---------------------------------------------------------
-    async def _pass_updates(self, items: list[tuple[_Entry, PassUpdate]], batch: _Batch) -> None:
-        keys: list[PassKey] = [(message.pass_type_id, message.serial) for _, message in items]
-        targets = await self.store.pass_targets(keys)
-        sends = _Sends()
-        # Two entries of one pass in a batch (one claimed earlier, retried) push each device once.
-        seen: set[tuple[str, str, str]] = set()
-        for state, message in items:
-            target = targets.get((message.pass_type_id, message.serial))
-            if target is None or not target.tag:
-                continue  # no such pass (any more): nothing to tell anyone
-            for device in target.devices:
-                key = (device.device_id, message.pass_type_id, message.serial)
-                if device.pushed_tag >= target.tag or key in seen:
-                    self.counters["skipped"] += 1  # already told of this (or a newer) change
-                    continue
-                seen.add(key)
-                channel = self._channel(state, APPLE, message.pass_type_id, batch.now)
-                if channel is not None:
-                    sends.add(
-                        channel,
-                        PassPush(device.push_token),
-                        self._pass_result(state, message, device.device_id, device.push_token, target.tag, batch),
-                    )
-        await sends.run()
-
-    def _pass_result(
-        self, state: _Entry, message: PassUpdate, device_id: str, token: str, tag: int, batch: _Batch
-    ) -> _OnResult:
-        async def on_result(result: PushResult, channel: Channel) -> None:
-            if result.status == "ok":
-                batch.marks.append(PushMark(device_id, message.pass_type_id, message.serial, tag))
-                self.counters["delivered"] += 1
-            elif result.status == "invalid_token":
-                # Only if the device has not re-registered (possibly with a new token) since
-                # the service saw the token die.
-                before = result.timestamp if result.timestamp is not None else batch.now
-                await self.store.remove_registration_if_stale(
-                    device_id, message.pass_type_id, message.serial, token, before
-                )
-                self._invalid(state, token, result)
-            else:
-                self._not_delivered(state, channel, result, batch.now)
-            batch.journal.append(
-                self._record(
-                    state,
-                    channel,
-                    result,
-                    token,
-                    pass_type_id=message.pass_type_id,
-                    serial=message.serial,
-                    device_id=device_id,
-                    tag=tag,
-                )
-            )
-
-        return on_result
-
-    async def _app_alerts(self, items: list[tuple[_Entry, AppAlert]], batch: _Batch) -> None:
-        sends = _Sends()
-        for state, message in items:
-            channel = self._channel(state, f"app:{message.platform}", ANY, batch.now)
-            if channel is not None:
-                push = AlertPush(message.token, message.title, message.body, message.data)
-                sends.add(channel, push, self._alert_result(state, message, batch))
-        await sends.run()
-
-    def _alert_result(self, state: _Entry, message: AppAlert, batch: _Batch) -> _OnResult:
-        async def on_result(result: PushResult, channel: Channel) -> None:
-            if result.status == "ok":
-                self.counters["delivered"] += 1
-            elif result.status == "invalid_token":
-                await self.store.delete_app_token(message.token)
-                self._invalid(state, message.token, result)
-            else:
-                self._not_delivered(state, channel, result, batch.now)
-            batch.journal.append(
-                self._record(
-                    state, channel, result, message.token, platform=message.platform, card=message.card_number[-4:]
-                )
-            )
-
-        return on_result
-
-    # -- shared by the handlers --------------------------------------------------------------------
-    def _channel(self, state: _Entry, client: str, scope: str, now: float) -> Channel | None:
-        """The channel for (client, scope), or None with the entry's fate settled."""
-        channel = self.channels.get(client, scope)
-        if channel is None:
-            state.settle(_Fate.DEAD, f"no channel for {client} {scope}")
-            return None
-        if self.paused and self._is_paused(channel.name, now):
-            state.settle(_Fate.HOLD, "channel paused")
-            return None
-        return channel
-
-    def _invalid(self, state: _Entry, token: str, result: PushResult) -> None:
-        self.counters["invalid"] += 1
-        log.info("push %s: token %s is invalid (%s); forgotten", state.entry.kind, token_hint(token), result.reason)
-
-    def _not_delivered(self, state: _Entry, channel: Channel, result: PushResult, now: float) -> None:
-        if result.status == "auth_error":
-            self.counters["auth_errors"] += 1
-            self._pause(channel.name, result, now)
-            state.settle(_Fate.HOLD, result.reason or "auth_error")
-        elif result.status == "retry":
-            state.settle(_Fate.RETRY, result.reason or "retry", result.retry_after)
-        else:
-            self.counters["failed"] += 1
-            state.settle(_Fate.DEAD, f"failed: {result.reason}")
-
-    @staticmethod
-    def _record(state: _Entry, channel: Channel, result: PushResult, token: str, **extra: Any) -> dict[str, Any]:
-        """The one journal record shape, whatever the channel or mode; tokens only as a hint."""
-        record: dict[str, Any] = {
-            "kind": state.entry.kind,
-            "entry": state.entry.id,
-            "channel": channel.name,
-            "outcome": result.status,
-            "dry_run": channel.dry_run,
-            "token": token_hint(token),
-        }
-        if result.reason:
-            record["reason"] = result.reason
-        record.update(extra)
-        return record
+    # -- the batch context's view of the worker (push/batch.py Dispatcher) --------------------------
+    def channel_for(self, client: str, scope: str) -> Channel | None:
+        return self.channels.get(client, scope)
 
     # -- auth pauses -------------------------------------------------------------------------
-    def _is_paused(self, channel: str, now: float) -> bool:
-        until = self.paused.get(channel)
+    def is_paused(self, channel: str, now: float) -> bool:
+        until = self.paused.get(channel) if self.paused else None
         if until is None:
             return False
         if now >= until:
@@ -436,7 +239,7 @@ class Worker:
             return False
         return True
 
-    def _pause(self, channel: str, result: PushResult, now: float) -> None:
+    def pause(self, channel: str, result: PushResult, now: float) -> None:
         if channel in self.paused and self.paused[channel] > now:
             return  # one log line per pause, not one per entry of the batch
         self.paused[channel] = now + self.auth_cooldown
