@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 from config.logging import configure_logging
-from config.settings import ROLES, load_settings
+from config.settings import ROLES, load_settings, redacted_url
 from config.startup import Prepared, prepare_or_exit
 
 
 def _print_dev_banner(prepared: Prepared) -> None:
     s = prepared.settings
     print(f"wallet service ({s.env}) on http://{s.host}:{s.port}  public URL {s.public_url}")
-    print(f"  store:    {s.database_url}")
+    print(f"  store:    {redacted_url(s.database_url)}")
     print(f"  docs:     {s.public_url}/docs   programs: {s.public_url}/v1/programs   ready: {s.public_url}/readyz")
     print(f"  passkit:  {s.web_service_url}   pass type {s.pass_type_id}, team {s.team_id}")
     pushes = "recorded only (dry run), see /v1/admin/pushes" if s.push_dry_run else f"sent to {s.apns_endpoint}"
@@ -32,6 +32,8 @@ def _print_dev_banner(prepared: Prepared) -> None:
         print(f"  dev ledger secret (X-Wallet-Signature HMAC key): {prepared.dev_secrets['ledger_secret']}")
     for name, days in prepared.certs.expiry.items():
         print(f"  certificate {name}: {days} days to expiry")
+    for warning in prepared.warnings:
+        print(f"  warning: {warning}")
     sys.stdout.flush()
 
 
@@ -39,15 +41,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from web.app import create_app
+    from web.serving import uvicorn_options
 
     configure_logging(args.log_level)
     prepared = prepare_or_exit()
     _print_dev_banner(prepared)
-    s = prepared.settings
-    # log_config=None: uvicorn keeps the logging set above instead of installing its own
-    uvicorn.run(
-        create_app(prepared), host=s.host, port=s.port, log_level=args.log_level, log_config=None, access_log=False
-    )
+    uvicorn.run(create_app(prepared), **uvicorn_options(prepared.settings, args.log_level))
     return 0
 
 

@@ -49,6 +49,10 @@ class Settings:
     run_worker: bool = True
     # how long a claimed outbox entry stays with its worker before another may take it over
     worker_lease_seconds: float = 30.0
+    # registrations kept per pass; a new one beyond evicts the least recently updated
+    max_devices_per_pass: int = 10
+    # connections (and tasks) the web process serves at once; beyond, uvicorn answers 503
+    max_connections: int = 1000
 
     @property
     def is_dev(self) -> bool:
@@ -92,6 +96,34 @@ def parse_api_keys(text: str) -> tuple[dict[str, str], list[str]]:
     return keys, problems
 
 
+def redacted_url(url: str) -> str:
+    """`url` fit for a log line or the banner: any password (and user) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _whole(text: str, max_digits: int = 9) -> int | None:
+    """A whole number written in ASCII digits only (str.isdigit() also takes other scripts'
+    digits, which int() may then refuse), or None."""
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def _bounded(name: str, text: str, low: int, high: int, problems: list[str]) -> int:
+    value = _whole(text)
+    if value is None or not low <= value <= high:
+        problems.append(f"{name} must be a whole number from {low} to {high}")
+        return low
+    return value
+
+
 def _flag(name: str, value: str, problems: list[str]) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
@@ -114,8 +146,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         problems.append("WALLET_ENV must be dev or prod")
     prod = env == "prod"
 
-    port_text = get("PORT", "8000")
-    port = int(port_text) if port_text.isdigit() else 0
+    port = _whole(get("PORT", "8000"), 5) or 0
     if not 0 < port < 65536:
         problems.append("PORT must be a number from 1 to 65535")
 
@@ -179,8 +210,11 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         problems.append("WALLET_WORKER_LEASE_SECONDS must be a number of seconds from 0.5 to 3600")
 
     ttl_text = get("WALLET_LINK_TTL_SECONDS", str(7 * 24 * 3600))
-    if not ttl_text.isdigit() or int(ttl_text) < 60:
+    link_ttl = _whole(ttl_text) or 0
+    if link_ttl < 60:
         problems.append("WALLET_LINK_TTL_SECONDS must be a whole number of seconds, at least 60")
+    max_devices = _bounded("WALLET_MAX_DEVICES_PER_PASS", get("WALLET_MAX_DEVICES_PER_PASS", "10"), 1, 1000, problems)
+    max_connections = _bounded("WALLET_MAX_CONNECTIONS", get("WALLET_MAX_CONNECTIONS", "1000"), 1, 100_000, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -198,7 +232,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         api_keys=api_keys,
         ledger_secret=ledger_secret,
         link_secret=get("WALLET_LINK_SECRET", ""),
-        link_ttl_seconds=int(ttl_text),
+        link_ttl_seconds=link_ttl,
         apns_endpoint=apns_endpoint,
         apns_ca_file=apns_ca_file,
         apns_key_file=get("WALLET_APNS_KEY_FILE") or None,
@@ -206,4 +240,6 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         push_dry_run=dry_run,
         run_worker=run_worker,
         worker_lease_seconds=lease,
+        max_devices_per_pass=max_devices,
+        max_connections=max_connections,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config.dev_secrets import with_secrets
@@ -21,6 +21,7 @@ class Prepared:
     dev_secrets: dict[str, Any] | None
     created_pki: bool
     created_secrets: bool
+    warnings: list[str] = field(default_factory=list)  # printed at start, never stop it
 
 
 def prepare(settings: Settings, now: _dt.datetime | None = None) -> Prepared:
@@ -38,9 +39,16 @@ def prepare(settings: Settings, now: _dt.datetime | None = None) -> Prepared:
     problems = list(report.problems)
     if settings.apns_key_file and not settings.apns_key_id:
         problems.append("WALLET_APNS_KEY_FILE is set but WALLET_APNS_KEY_ID is not")
+    warnings: list[str] = []
+    if not settings.is_dev and settings.database_url.startswith(("redis://", "rediss://")):
+        from store.durability import persistence_problems
+
+        refused, warned = persistence_problems(settings.database_url)
+        problems.extend(refused)
+        warnings.extend(warned)
     if problems:
         raise ConfigError(problems)
-    return Prepared(settings, report, dev, created_pki, created_secrets)
+    return Prepared(settings, report, dev, created_pki, created_secrets, warnings)
 
 
 def prepare_or_exit() -> Prepared:

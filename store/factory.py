@@ -21,14 +21,27 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def split_prefix(url: str) -> tuple[str, str | None]:
-    """`redis://host:port/db?prefix=name:` keeps several deployments (or test runs) apart in one
-    database; the option is ours, so it is taken out before redis-py reads the URL."""
+# Options of ours in a redis:// URL, taken out before redis-py reads it.
+REDIS_OPTIONS = ("prefix", "wait_replicas", "durability")
+
+
+def split_options(url: str) -> tuple[str, dict[str, str]]:
+    """`redis://host:port/db?prefix=name:&wait_replicas=1`: `prefix` keeps several deployments
+    (or test runs) apart in one database; `wait_replicas` makes every promised write wait for
+    that many replicas (Redis WAIT); `durability=relaxed` accepts a server that may lose
+    acknowledged writes (see store/durability.py)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+    ours = {k: v for k, v in query if k in REDIS_OPTIONS}
+    rest = urlencode([(k, v) for k, v in query if k not in REDIS_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def wait_replicas(options: dict[str, str]) -> int:
+    text = options.get("wait_replicas", "0")
+    if not (text.isascii() and text.isdigit() and len(text) <= 2):
+        raise StoreError("wait_replicas must be a whole number of replicas")
+    return int(text)
 
 
 def build_store(url: str, **opts: Any) -> Store:
@@ -38,13 +51,21 @@ def build_store(url: str, **opts: Any) -> Store:
     if scheme == "sqlite":
         from store.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url), **opts)
+        path, _, query = url.partition("?")
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        if set(options) - {"synchronous"}:
+            raise StoreError("a SQLite URL takes one option: ?synchronous=full|normal")
+        if "synchronous" in options:
+            opts.setdefault("synchronous", options["synchronous"])
+        return SqliteStore(sqlite_path(path), **opts)
     if scheme in ("redis", "rediss", "unix"):
         from store.redis import RedisStore
 
-        url, prefix = split_prefix(url)
-        if prefix is not None:
-            opts.setdefault("prefix", prefix)
+        url, options = split_options(url)
+        if "prefix" in options:
+            opts.setdefault("prefix", options["prefix"])
+        if wait_replicas(options):
+            opts.setdefault("wait_replicas", wait_replicas(options))
         return RedisStore(url, **opts)
     # The URL may carry a password: name only the scheme.
     raise StoreError(f"unsupported database URL scheme {scheme!r}; use sqlite:/// or redis://")

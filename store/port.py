@@ -164,9 +164,19 @@ class Store(abc.ABC):
     # -- PassKit registrations -------------------------------------------------------------
     @abc.abstractmethod
     async def register_device(
-        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+        self,
+        device_id: str,
+        pass_type_id: str,
+        serial: str,
+        push_token: str,
+        now: float,
+        *,
+        max_devices: int | None = None,
     ) -> bool:
-        """Upsert; True when new. An existing registration gets the new push token."""
+        """Upsert; True when new. An existing registration gets the new push token. With
+        `max_devices`, a new registration beyond that many for the serial evicts the least
+        recently updated others (anyone holding the pass can register devices: this bounds
+        the work one pass can cause)."""
 
     @abc.abstractmethod
     async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:

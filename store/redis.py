@@ -107,9 +107,12 @@ def _card_from_hash(values: Mapping[bytes | str, bytes | str]) -> Card | None:
 class RedisStore(Store):
     """`RedisStore(url, prefix="wallet:")`; extra keyword arguments go to `redis.asyncio.from_url`."""
 
-    def __init__(self, url: str, prefix: str = "wallet:", **client_options: Any) -> None:
+    def __init__(self, url: str, prefix: str = "wallet:", *, wait_replicas: int = 0, **client_options: Any) -> None:
         self.url = url
         self.prefix = prefix
+        # Promised writes wait until this many replicas have them (WAIT), else StoreError.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = 5000
         self._client_options = client_options
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -127,6 +130,14 @@ class RedisStore(Store):
         # EVALSHA, falling back to EVAL (and caching) when the server lost the script.
         return await self._scripts[name](args=[self.prefix, *args])
 
+    async def _replicated(self) -> None:
+        """With `wait_replicas`, a promised write is not reported done before that many
+        replicas acknowledged it (what survives losing the primary)."""
+        if self.wait_replicas:
+            acked = int(await self.client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            if acked < self.wait_replicas:
+                raise StoreError(f"write acknowledged by {acked} of {self.wait_replicas} replicas")
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
         if self._client is not None:
@@ -138,6 +149,7 @@ class RedisStore(Store):
                 "APPLY_LEDGER",
                 "ENQUEUE",
                 "CLAIM_OUTBOX",
+                "REGISTER_DEVICE",
                 "RETRY_OUTBOX",
                 "DEAD_LETTER",
                 "REMOVE_STALE_REGISTRATION",
@@ -232,6 +244,7 @@ class RedisStore(Store):
         result = await self._script(
             "CREATE_CARD", card.number, card.serial, card.account, _dumps(card.to_dict()), str(card.version)
         )
+        await self._replicated()
         status = result[0]
         if status == "created":
             return card.with_changes(tag=int(result[1])), True
@@ -292,6 +305,7 @@ class RedisStore(Store):
                 for number, change in plan.changes.items()
             ]
             tags = await self._script("APPLY_LEDGER", repr(now), _dumps(groups))
+            await self._replicated()
             lost: set[str] = set()
             for (number, change), tag in zip(plan.changes.items(), tags, strict=True):
                 if tag:
@@ -332,17 +346,23 @@ class RedisStore(Store):
 
     # -- PassKit registrations -----------------------------------------------------------------
     async def register_device(
-        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+        self,
+        device_id: str,
+        pass_type_id: str,
+        serial: str,
+        push_token: str,
+        now: float,
+        *,
+        max_devices: int | None = None,
     ) -> bool:
         field = _reg_field(device_id, pass_type_id)
         value = _dumps(
             {"device_id": device_id, "pass_type_id": pass_type_id, "push_token": push_token, "updated_at": now}
         )
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key("regs:", serial), field, value)
-            pipe.sadd(self._key("devregs:", field), serial)
-            added, _ = await pipe.execute()
-        return added == 1
+        limit = str(max(max_devices, 1)) if max_devices is not None else "0"
+        added = await self._script("REGISTER_DEVICE", serial, field, value, limit)
+        await self._replicated()
+        return int(added) == 1
 
     async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
         field = _reg_field(device_id, pass_type_id)
@@ -435,7 +455,9 @@ class RedisStore(Store):
     async def enqueue(self, entries: Sequence[NewEntry], now: float) -> list[str]:
         if not entries:
             return []
-        return list(await self._script("ENQUEUE", repr(now), _dumps([_entry_json(e) for e in entries])))
+        ids = list(await self._script("ENQUEUE", repr(now), _dumps([_entry_json(e) for e in entries])))
+        await self._replicated()
+        return ids
 
     async def claim_outbox(self, consumer: str, limit: int, lease_seconds: float, now: float) -> list[OutboxEntry]:
         if limit <= 0:

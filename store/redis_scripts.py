@@ -171,6 +171,35 @@ redis.call('LPUSH', ARGV[1] .. 'dead', ARGV[4])
 return 1
 """
 
+# ARGV: prefix, serial, registration field, value json, max devices (0: no cap) -> 1 when new
+# A new registration beyond the cap evicts the least recently updated others of the serial.
+REGISTER_DEVICE = """
+local p, serial, field = ARGV[1], ARGV[2], ARGV[3]
+local regs = p .. 'regs:' .. serial
+local added = redis.call('HSET', regs, field, ARGV[4])
+redis.call('SADD', p .. 'devregs:' .. field, serial)
+local cap = tonumber(ARGV[5])
+if added == 1 and cap > 0 and redis.call('HLEN', regs) > cap then
+  local all = redis.call('HGETALL', regs)
+  local others = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= field then
+      others[#others + 1] = {all[i], cjson.decode(all[i + 1]).updated_at}
+    end
+  end
+  -- newest first, ties by field (as SQLite orders by device id): keep cap - 1 besides the new one
+  table.sort(others, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[1] > b[1]
+  end)
+  for i = cap, #others do
+    redis.call('HDEL', regs, others[i][1])
+    redis.call('SREM', p .. 'devregs:' .. others[i][1], serial)
+  end
+end
+return added
+"""
+
 # ARGV: prefix, registration field, serial, push token, before -> 1 when removed
 REMOVE_STALE_REGISTRATION = """
 local regs = ARGV[1] .. 'regs:' .. ARGV[3]

@@ -5,10 +5,13 @@ this process's writes are serialized without locks of our own. Every write runs 
 `BEGIN IMMEDIATE` transaction, which also serializes against other processes sharing the file
 (a web and a worker process), with `busy_timeout` to wait for the lock instead of failing.
 
-Durability: WAL with `synchronous=NORMAL`. A committed transaction is in the WAL file before
-COMMIT returns, so it survives a crash of this process (the OS still holds the write); only
-a power loss or kernel crash can lose the last transactions. That is the trade we accept for
-the embedded default; `redis://` is the store for more than that.
+Durability: WAL. A write whose success is promised to a caller (a card issued, ledger events
+acknowledged with 202, a registration, an enqueued entry) commits with `synchronous=FULL`: the
+WAL is fsynced before COMMIT returns, so it survives a power loss or kernel crash, not only a
+crash of this process. The worker's bookkeeping (claims, acknowledgements, retries, the push
+journal) commits with `synchronous=NORMAL`: losing the last of those to a power loss only
+makes a push go out again, which the pushed tags dedupe. `synchronous="normal"` (URL option
+`?synchronous=normal`) makes every commit NORMAL, for speed over power-loss durability.
 """
 
 from __future__ import annotations
@@ -119,9 +122,12 @@ def _fields(data: str) -> dict[str, str]:
 class SqliteStore(Store):
     """`SqliteStore(path)`: a store in one SQLite file (its parent directory is created)."""
 
-    def __init__(self, path: str | PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: str | PathLike[str], *, busy_timeout_ms: int = 10_000, synchronous: str = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise StoreError("synchronous must be full or normal")
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
+        self._durable_commits = synchronous == "full"
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -136,7 +142,14 @@ class SqliteStore(Store):
         return await self._call(self._run_read, fn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write whose loss in a power cut costs nothing the user sees (see module doc)."""
         return await self._call(self._run_write, fn, *args)
+
+    async def _durable_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write promised to a caller: fsynced before it returns (see module doc)."""
+        if not self._durable_commits:
+            return await self._write(fn, *args)
+        return await self._call(self._run_durable_write, fn, *args)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -156,6 +169,14 @@ class SqliteStore(Store):
             raise
         conn.execute("COMMIT")
         return result
+
+    def _run_durable_write(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._connection()
+        conn.execute("PRAGMA synchronous = FULL")  # only outside a transaction, hence here
+        try:
+            return self._run_write(fn, *args)
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -177,7 +198,7 @@ class SqliteStore(Store):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crash, see module doc
+        conn.execute("PRAGMA synchronous = NORMAL")  # the default for bookkeeping; see module doc
         self._conn = conn
         self._migrate(conn)
 
@@ -228,7 +249,7 @@ class SqliteStore(Store):
         ).fetchone()[0]
 
     async def create_card(self, card: Card) -> tuple[Card, bool]:
-        return await self._write(self._create_card, card)
+        return await self._durable_write(self._create_card, card)
 
     def _create_card(self, conn: sqlite3.Connection, card: Card) -> tuple[Card, bool]:
         row = conn.execute("SELECT data FROM cards WHERE account = ?", (card.account,)).fetchone()
@@ -280,7 +301,7 @@ class SqliteStore(Store):
             return LedgerResult(outcomes=[])
         # One hop to the thread and one transaction for the whole batch: per-event round
         # trips would cost more than the work itself.
-        return await self._write(self._apply_ledger_events, events, now, fanout, check)
+        return await self._durable_write(self._apply_ledger_events, events, now, fanout, check)
 
     def _apply_ledger_events(
         self,
@@ -343,13 +364,28 @@ class SqliteStore(Store):
 
     # -- PassKit registrations -----------------------------------------------------------------
     async def register_device(
-        self, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+        self,
+        device_id: str,
+        pass_type_id: str,
+        serial: str,
+        push_token: str,
+        now: float,
+        *,
+        max_devices: int | None = None,
     ) -> bool:
-        return await self._write(self._register_device, device_id, pass_type_id, serial, push_token, now)
+        return await self._durable_write(
+            self._register_device, device_id, pass_type_id, serial, push_token, now, max_devices
+        )
 
     @staticmethod
     def _register_device(
-        conn: sqlite3.Connection, device_id: str, pass_type_id: str, serial: str, push_token: str, now: float
+        conn: sqlite3.Connection,
+        device_id: str,
+        pass_type_id: str,
+        serial: str,
+        push_token: str,
+        now: float,
+        max_devices: int | None,
     ) -> bool:
         inserted = conn.execute(
             "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at)"
@@ -357,6 +393,15 @@ class SqliteStore(Store):
             (device_id, pass_type_id, serial, push_token, now),
         ).rowcount
         if inserted:
+            if max_devices is not None:
+                # The new one is kept whatever the clocks say; the rest by most recent update.
+                conn.execute(
+                    "DELETE FROM registrations WHERE serial = ? AND (device_id, pass_type_id) IN ("
+                    " SELECT device_id, pass_type_id FROM registrations WHERE serial = ?"
+                    " ORDER BY (device_id = ? AND pass_type_id = ?) DESC, updated_at DESC, device_id DESC"
+                    " LIMIT -1 OFFSET ?)",
+                    (serial, serial, device_id, pass_type_id, max(max_devices, 1)),
+                )
             return True
         # updated_at moves even when the token is the same: it is the last time the device
         # vouched for the token (see remove_registration_if_stale).
@@ -483,7 +528,7 @@ class SqliteStore(Store):
                 ids.append(str(row[0]))
             return ids
 
-        return await self._write(add) if entries else []
+        return await self._durable_write(add) if entries else []
 
     async def claim_outbox(self, consumer: str, limit: int, lease_seconds: float, now: float) -> list[OutboxEntry]:
         if limit <= 0:

@@ -19,6 +19,7 @@ from web.errors import ApiError, api_error_handler, http_error_handler, unexpect
 from web.metrics import Metrics
 from web.routes import ROUTES
 from web.services import CertificateWatch, Services
+from web.serving import HeaderLimitMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def create_app(prepared: Prepared) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(BodyLimitMiddleware)],
+        middleware=[Middleware(HeaderLimitMiddleware), Middleware(BodyLimitMiddleware)],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

@@ -526,3 +526,22 @@ async def test_last_pushed_tag(store: Store) -> None:
     assert await store.last_pushed_tag("dev", "pass.t", "s1") == 9
     assert await store.last_pushed_tag("dev", "pass.t", "s2") == 0
     assert await store.last_pushed_tag("other", "pass.t", "s1") == 0
+
+
+async def test_a_new_registration_beyond_the_cap_evicts_the_least_recently_updated(store: Store) -> None:
+    for i in range(4):
+        assert await store.register_device(f"dev-{i}", "pass.t", "s1", f"tok-{i}", NOW + i, max_devices=4)
+    await store.register_device("dev-0", "pass.t", "s1", "tok-0b", NOW + 10, max_devices=4)  # dev-0 vouches again
+    await store.register_device("dev-other", "pass.t", "s2", "tok", NOW, max_devices=4)  # another pass: apart
+    # the fifth device of s1 pushes out dev-1, the one updated longest ago
+    assert await store.register_device("dev-new", "pass.t", "s1", "tok-new", NOW + 20, max_devices=4)
+    assert sorted(r.device_id for r in await store.get_registrations("s1")) == ["dev-0", "dev-2", "dev-3", "dev-new"]
+    assert await store.serials_updated_since("dev-1", "pass.t", None) == ([], 0)
+    # even with a clock running behind, the device that just registered is the one kept
+    assert await store.register_device("dev-late", "pass.t", "s1", "tok-late", NOW - 100, max_devices=4)
+    assert "dev-late" in {r.device_id for r in await store.get_registrations("s1")}
+    assert await store.count_registrations("s1") == 4
+    assert await store.count_registrations("s2") == 1
+    # an update of a registered device evicts nobody
+    assert not await store.register_device("dev-3", "pass.t", "s1", "tok-3b", NOW + 30, max_devices=4)
+    assert await store.count_registrations("s1") == 4
