@@ -1,5 +1,6 @@
-"""Ledger intake against the devices per card: cards with 1 000 registered devices each versus
-cards with 1, in the same run (target: within 10 %).
+"""Ledger intake: (1) against the devices per card, cards with 1 000 registered devices each
+versus cards with 1, in the same run (target: within 10 %); (2) the price of durable
+acknowledgements, SQLite synchronous=FULL (the default) against NORMAL, in the same run.
 
 A ledger commit enqueues one entry per changed pass, whatever its devices (the worker expands
 it at delivery), so the intake rate must not depend on how many devices hold a pass. The real
@@ -20,6 +21,7 @@ import asyncio
 import json
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -130,31 +132,49 @@ async def _phase(client: httpx.AsyncClient, numbers: list[str], versions: dict[s
     return phase
 
 
-async def _measure(base: str, small: list[str], big: list[str]) -> tuple[list[Phase], list[Phase]]:
+async def _measure(sides: list[tuple[str, str, list[str]]]) -> dict[str, list[Phase]]:
+    """Phases of each (label, base URL, card numbers) side, ROUNDS rounds, order mirrored."""
     run = secrets.token_hex(3)
-    versions = {n: 0 for n in small + big}
+    versions = {n: 0 for _, _, numbers in sides for n in numbers}
     limits = httpx.Limits(max_connections=POSTERS, max_keepalive_connections=POSTERS)
-    small_phases: list[Phase] = []
-    big_phases: list[Phase] = []
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
-        await _phase(client, small, versions, run)  # warm-up, not counted
+    phases: dict[str, list[Phase]] = {label: [] for label, _, _ in sides}
+    clients = {label: httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) for label, base, _ in sides}
+    try:
+        for label, _, numbers in sides:
+            await _phase(clients[label], numbers, versions, run)  # warm-up, not counted
         for r in range(ROUNDS):
-            order = [("small", small), ("big", big)] if r % 2 == 0 else [("big", big), ("small", small)]
-            for label, numbers in order:
-                phase = await _phase(client, numbers, versions, run)
-                (small_phases if label == "small" else big_phases).append(phase)
+            for label, _, numbers in sides if r % 2 == 0 else sides[::-1]:
+                phase = await _phase(clients[label], numbers, versions, run)
+                phases[label].append(phase)
                 print(
-                    f"  round {r + 1} {label:<5} ({1 if label == 'small' else DEVICES:>4} devices/card) "
-                    f"{phase.rate:7.0f} events/s  post p50 {phase.pct(0.5):6.1f} ms  p99 {phase.pct(0.99):6.1f} ms",
+                    f"  round {r + 1} {label:<34} {phase.rate:7.0f} events/s  post p50 {phase.pct(0.5):6.1f} ms"
+                    f"  p99 {phase.pct(0.99):6.1f} ms",
                     flush=True,
                 )
-    return small_phases, big_phases
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return phases
+
+
+def _rate(phases: list[Phase]) -> float:
+    return sum(p.events for p in phases) / sum(p.seconds for p in phases)
+
+
+def _serve(work: Path, certs: Path, url: str, core: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = service_env(certs, Path("unused"), port, WALLET_RUN_WORKER="0", WALLET_DATABASE_URL=url)
+    log = work / f"service-{port}.log"
+    proc = start_service(env, port, log, core)
+    wait_healthy(proc, port, log)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def main() -> int:
     cores = split_cores()
-    work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
-    proc = None
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    core = cores[0] if cores else None
     try:
         certs = work / "certs"
         ensure_dev_pki(certs, PASS_TYPE_ID, TEAM_ID)
@@ -162,30 +182,51 @@ def main() -> int:
         t0 = time.perf_counter()
         small, big = asyncio.run(_seed(db))
         print(
-            f"ledger intake vs devices per card: {CARDS} cards x 1 device and {CARDS} cards x {DEVICES} devices "
+            f"1. ledger intake vs devices per card: {CARDS} cards x 1 device and {CARDS} cards x {DEVICES} devices "
             f"(seeded in {time.perf_counter() - t0:.0f} s), batches of {BATCH}, {POSTERS} posters, "
-            f"{ROUNDS} rounds of {PHASE_SECONDS:.0f} s per side, worker off",
+            f"{ROUNDS} rounds of {PHASE_SECONDS:.0f} s per side, worker off, SQLite synchronous=FULL",
             flush=True,
         )
-        port = free_port()
-        env = service_env(certs, db, port, WALLET_RUN_WORKER="0")
-        log = work / "service.log"
-        proc = start_service(env, port, log, cores[0] if cores else None)
-        wait_healthy(proc, port, log)
+        normal_db = work / "normal.db"
+        shutil.copyfile(db, normal_db)  # the same cards, for part 2
+        proc, base = _serve(work, certs, f"sqlite:///{db}", core)
+        procs.append(proc)
         pin_self(cores[1] if cores else None)
-        small_phases, big_phases = asyncio.run(_measure(f"http://127.0.0.1:{port}", small, big))
-        small_rate = sum(p.events for p in small_phases) / sum(p.seconds for p in small_phases)
-        big_rate = sum(p.events for p in big_phases) / sum(p.seconds for p in big_phases)
-        small_p99 = max(p.pct(0.99) for p in small_phases)
-        big_p99 = max(p.pct(0.99) for p in big_phases)
+        phases = asyncio.run(_measure([("1 device/card", base, small), (f"{DEVICES} devices/card", base, big)]))
+        one, many = _rate(phases["1 device/card"]), _rate(phases[f"{DEVICES} devices/card"])
+        p99 = {label: max(p.pct(0.99) for p in ps) for label, ps in phases.items()}
         print(
-            f"  summary: 1 device/card {small_rate:.0f} events/s, {DEVICES} devices/card {big_rate:.0f} events/s: "
-            f"ratio {big_rate / small_rate:.2f} (target >= 0.9); worst post p99 {small_p99:.1f} vs {big_p99:.1f} ms",
+            f"  summary: 1 device/card {one:.0f} events/s, {DEVICES} devices/card {many:.0f} events/s: ratio "
+            f"{many / one:.2f} (target >= 0.9); worst post p99 {p99['1 device/card']:.1f} vs "
+            f"{p99[f'{DEVICES} devices/card']:.1f} ms",
+            flush=True,
+        )
+        stop(proc)
+        procs.clear()
+
+        print(
+            "2. the price of durable acknowledgements: the same intake (1 device/card) on SQLite with the ledger "
+            "commit fsynced (synchronous=FULL, the default) vs synchronous=NORMAL, two services side by side",
+            flush=True,
+        )
+        full_db = work / "full.db"
+        shutil.copyfile(normal_db, full_db)
+        full, full_base = _serve(work, certs, f"sqlite:///{full_db}", core)
+        normal, normal_base = _serve(work, certs, f"sqlite:///{normal_db}?synchronous=normal", core)
+        procs += [full, normal]
+        phases = asyncio.run(
+            _measure([("synchronous=FULL", full_base, small), ("synchronous=NORMAL", normal_base, small)])
+        )
+        full_rate, normal_rate = _rate(phases["synchronous=FULL"]), _rate(phases["synchronous=NORMAL"])
+        print(
+            f"  summary: FULL {full_rate:.0f} events/s, NORMAL {normal_rate:.0f} events/s: FULL/NORMAL "
+            f"{full_rate / normal_rate:.2f}",
             flush=True,
         )
         return 0
     finally:
-        stop(proc)
+        for proc in procs:
+            stop(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 
