@@ -110,6 +110,9 @@ def service_env(certs: Path, db: Path, port: int, **extra: str) -> dict[str, str
             "WALLET_LEDGER_SECRET": LEDGER_SECRET,
             "WALLET_PUSH_DRY_RUN": "1",
             "WALLET_RUN_WORKER": "1",
+            # benchmarks measure throughput, not the abuse bounds (many devices per pass, fast)
+            "WALLET_MAX_DEVICES_PER_PASS": "1000",
+            "WALLET_RATE_PASSKIT_REGISTER": "100000000/minute",
             "PYTHONUNBUFFERED": "1",
         }
     )

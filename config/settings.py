@@ -14,6 +14,7 @@ DEV_TEAM_ID = "DEVTEAM123"
 
 _PASS_TYPE_RE = re.compile(r"^pass(\.[A-Za-z0-9-]+)+$")
 _TEAM_RE = re.compile(r"^[A-Z0-9]{10}$")
+_RATE_RE = re.compile(r"[1-9][0-9]{0,8}/(second|minute|hour|day)")
 
 
 class ConfigError(Exception):
@@ -53,6 +54,8 @@ class Settings:
     max_devices_per_pass: int = 10
     # connections (and tasks) the web process serves at once; beyond, uvicorn answers 503
     max_connections: int = 1000
+    # PassKit registrations per pass ("<count>/<second|minute|hour|day>"), see web/ratelimit.py
+    passkit_register_rate: str = "20/minute"
 
     @property
     def is_dev(self) -> bool:
@@ -215,6 +218,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         problems.append("WALLET_LINK_TTL_SECONDS must be a whole number of seconds, at least 60")
     max_devices = _bounded("WALLET_MAX_DEVICES_PER_PASS", get("WALLET_MAX_DEVICES_PER_PASS", "10"), 1, 1000, problems)
     max_connections = _bounded("WALLET_MAX_CONNECTIONS", get("WALLET_MAX_CONNECTIONS", "1000"), 1, 100_000, problems)
+    register_rate = get("WALLET_RATE_PASSKIT_REGISTER", "20/minute")
+    if not _RATE_RE.fullmatch(register_rate):
+        problems.append("WALLET_RATE_PASSKIT_REGISTER must look like 20/minute (per second, minute, hour or day)")
 
     if problems:
         raise ConfigError(problems)
@@ -242,4 +248,5 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         worker_lease_seconds=lease,
         max_devices_per_pass=max_devices,
         max_connections=max_connections,
+        passkit_register_rate=register_rate,
     )

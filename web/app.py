@@ -17,6 +17,7 @@ from service.wiring import open_core
 from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, unexpected_error_handler
 from web.metrics import Metrics
+from web.ratelimit import RateLimiter
 from web.routes import ROUTES
 from web.services import CertificateWatch, Services
 from web.serving import HeaderLimitMiddleware
@@ -27,7 +28,12 @@ log = logging.getLogger(__name__)
 async def build_services(prepared: Prepared) -> Services:
     settings = prepared.settings
     core = await open_core(settings, with_worker=settings.run_worker)
-    return Services(core=core, metrics=Metrics(), certs=CertificateWatch(settings, prepared.certs))
+    return Services(
+        core=core,
+        metrics=Metrics(),
+        certs=CertificateWatch(settings, prepared.certs),
+        limiter=RateLimiter(settings.database_url, settings.passkit_register_rate),
+    )
 
 
 def create_app(prepared: Prepared) -> Starlette:

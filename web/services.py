@@ -21,6 +21,7 @@ from service.ledger import LedgerIntake
 from service.wiring import Core
 from store.port import Store
 from web.metrics import Metrics
+from web.ratelimit import RateLimiter
 
 _CERT_RECHECK_SECONDS = 60.0
 
@@ -54,6 +55,7 @@ class Services:
     core: Core
     metrics: Metrics
     certs: CertificateWatch
+    limiter: RateLimiter
 
     @property
     def settings(self) -> Settings:
