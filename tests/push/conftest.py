@@ -53,9 +53,9 @@ def make_cert_sender(pki: Pki, server: FakeApnsServer, **kwargs: object) -> Apns
     return ApnsChannel(
         PASS_TYPE_ID,
         endpoint=server.url,
-        client_cert_pem=kwargs.pop("cert", pki.pass_cert.chain_pem),  # type: ignore[arg-type]
+        client_cert_pem=kwargs.pop("cert", pki.pass_cert.chain_pem),  # type: ignore[arg-type]  # object kwargs
         ca_file=str(pki.files.ca),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]  # the tests pass ApnsChannel's own keywords
     )
 
 

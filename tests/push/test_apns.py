@@ -277,7 +277,7 @@ async def test_a_long_lived_connection_keeps_nothing_per_finished_push(pki: Pki,
         for start in range(0, len(tokens), 300):
             results = await asyncio.gather(*(sender.send_pass_update(t) for t in tokens[start : start + 300]))
             assert {r.status for r in results} == {"ok", "invalid_token"}
-        [connection] = sender._client.pool.connections  # type: ignore[union-attr]
+        [connection] = sender._client.pool.connections  # type: ignore[union-attr]  # built by the send above
         assert connection.requests == {}
         assert connection.request_streams == {}
         assert connection.request_statuses == {}
@@ -383,7 +383,7 @@ async def test_requests_are_written_in_batches_not_one_write_each() -> None:
         def close(self) -> None:
             pass
 
-    protocol.connection_made(Transport())  # type: ignore[arg-type]
+    protocol.connection_made(Transport())  # type: ignore[arg-type]  # a recording stand-in transport
     n = 2 * WRITE_BATCH + 6
     sends = [
         asyncio.ensure_future(protocol.send_notification(NotificationRequest(device_token=f"{i:064x}", message={})))

@@ -197,7 +197,7 @@ def server_factory(store_kind: str, certs_dir: Path, tmp_path: Path) -> Iterator
             server.start()
         return server
 
-    make.database_url = url  # type: ignore[attr-defined]
+    make.database_url = url  # type: ignore[attr-defined]  # a function attribute tests read back
     try:
         yield make
     finally:

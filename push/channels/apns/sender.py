@@ -140,7 +140,7 @@ class ApnsChannel(Channel):
                 self._tls_failures.note(exc)
                 raise
 
-        pool.create_connection = create_connection  # type: ignore[method-assign]
+        pool.create_connection = create_connection  # type: ignore[method-assign]  # wraps aioapns's own
         return client
 
     async def _get_client(self) -> APNs:
