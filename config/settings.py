@@ -63,7 +63,9 @@ class Settings:
 
     @property
     def web_service_url(self) -> str:
-        return self.public_url.rstrip("/") + "/passkit"
+        from passes.apple.pass_json import web_service_url  # the one rule, next to the pass it goes in
+
+        return web_service_url(self.public_url)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

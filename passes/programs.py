@@ -68,7 +68,12 @@ REQUIRED_STRING_KEYS: tuple[str, ...] = (
 )
 CHANGE_MESSAGE_KEYS = ("change.balance", "change.tier")
 
-_COLOR = re.compile(r"^rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)$")
+# The template's vocabulary, shared with passes/apple/validate.py: CSS rgb() colours and PassKit's
+# barcode formats (a program names them as Apple does; the Google object maps them).
+COLOR_RE = re.compile(r"rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)")
+BARCODE_FORMATS = frozenset(
+    {"PKBarcodeFormatQR", "PKBarcodeFormatPDF417", "PKBarcodeFormatAztec", "PKBarcodeFormatCode128"}
+)
 _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
 
@@ -226,7 +231,7 @@ def _fail(folder: Path, message: str) -> ProgramError:
 
 
 def _color(folder: Path, where: str, value: Any) -> str:
-    m = _COLOR.match(value) if isinstance(value, str) else None
+    m = COLOR_RE.fullmatch(value) if isinstance(value, str) else None
     if not m or any(int(g) > 255 for g in m.groups()):
         raise _fail(folder, f'{where} must be a color like "rgb(23, 187, 82)", got {value!r}')
     return "rgb({}, {}, {})".format(*(int(g) for g in m.groups()))
@@ -373,12 +378,7 @@ def load_template(folder: Path) -> Program:
     if not isinstance(support, dict) or not all(isinstance(v, str) for v in support.values()):
         raise _fail(folder, '"support" must be an object of strings (phone, email, url)')
     barcode_format = spec.get("barcode_format", "PKBarcodeFormatQR")
-    if barcode_format not in (
-        "PKBarcodeFormatQR",
-        "PKBarcodeFormatPDF417",
-        "PKBarcodeFormatAztec",
-        "PKBarcodeFormatCode128",
-    ):
+    if barcode_format not in BARCODE_FORMATS:
         raise _fail(folder, f'"barcode_format" {barcode_format!r} is not a PassKit barcode format')
 
     sharing_prohibited = spec.get("sharing_prohibited", True)

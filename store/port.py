@@ -110,7 +110,7 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class AppToken:
-    card: str
+    card_number: str
     platform: str  # "android" (FCM) or "ios" (APNs alert)
     token: str
     updated_at: float
@@ -216,10 +216,10 @@ class Store(abc.ABC):
 
     # -- companion-app tokens --------------------------------------------------------------
     @abc.abstractmethod
-    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None: ...
+    async def add_app_token(self, card_number: str, platform: str, token: str, now: float) -> None: ...
 
     @abc.abstractmethod
-    async def app_tokens(self, card: str) -> list[AppToken]: ...
+    async def app_tokens(self, card_number: str) -> list[AppToken]: ...
 
     @abc.abstractmethod
     async def delete_app_token(self, token: str) -> None: ...

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,6 +38,7 @@ from cards.model import Card
 from ledger.decide import LedgerEvent, Outcome
 from ledger.plan import EventCheck, card_key, plan_batch
 from store import redis_scripts as lua
+from store.encoding import compact_json
 from store.port import (
     AppToken,
     CardConflict,
@@ -63,8 +64,7 @@ GROUP = "workers"
 _MAX_LEDGER_ROUNDS = 100
 
 
-# Built once: json.dumps with options constructs an encoder per call, a cost on every push.
-_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = compact_json
 
 
 def _reg_field(device_id: str, pass_type_id: str) -> str:
@@ -436,16 +436,18 @@ class RedisStore(Store):
         return [json.loads(value) for value in await self.client.lrange(key, 0, limit - 1)]
 
     # -- companion-app tokens ------------------------------------------------------------------
-    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None:
+    async def add_app_token(self, card_number: str, platform: str, token: str, now: float) -> None:
         # A token identifies one app install; registering it again (even for another card) moves it.
-        value = _dumps({"card": card, "platform": platform, "updated_at": now})
-        await self._script("ADD_APP_TOKEN", token, card, value)
+        value = _dumps({"card": card_number, "platform": platform, "updated_at": now})
+        await self._script("ADD_APP_TOKEN", token, card_number, value)
 
-    async def app_tokens(self, card: str) -> list[AppToken]:
+    async def app_tokens(self, card_number: str) -> list[AppToken]:
         tokens = []
-        for token, value in await self._script("APP_TOKENS", card):
+        for token, value in await self._script("APP_TOKENS", card_number):
             data = json.loads(value)
-            tokens.append(AppToken(card=card, platform=data["platform"], token=token, updated_at=data["updated_at"]))
+            tokens.append(
+                AppToken(card_number=card_number, platform=data["platform"], token=token, updated_at=data["updated_at"])
+            )
         return sorted(tokens, key=lambda t: (t.updated_at, t.token))
 
     async def delete_app_token(self, token: str) -> None:

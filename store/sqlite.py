@@ -32,6 +32,7 @@ import orjson
 from cards.model import Card
 from ledger.decide import LedgerEvent
 from ledger.plan import EventCheck, plan_batch
+from store.encoding import compact_json
 from store.port import (
     AppToken,
     CardConflict,
@@ -72,8 +73,7 @@ _OUTBOX_ADD = """
 """
 
 
-# Built once: json.dumps with options constructs an encoder per call, a cost on every push.
-_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = compact_json
 
 
 _ORJSON_SAME = frozenset({str, int, type(None)})  # value types orjson writes exactly as _dumps does
@@ -494,22 +494,22 @@ class SqliteStore(Store):
         return [(at, message) for at, message in rows]
 
     # -- companion-app tokens ------------------------------------------------------------------
-    async def add_app_token(self, card: str, platform: str, token: str, now: float) -> None:
+    async def add_app_token(self, card_number: str, platform: str, token: str, now: float) -> None:
         # A token identifies one app install; registering it again (even for another card) moves it.
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO app_tokens (token, card, platform, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (token) DO UPDATE SET card = excluded.card, platform = excluded.platform,"
                 " updated_at = excluded.updated_at",
-                (token, card, platform, now),
+                (token, card_number, platform, now),
             )
         )
 
-    async def app_tokens(self, card: str) -> list[AppToken]:
+    async def app_tokens(self, card_number: str) -> list[AppToken]:
         rows = await self._read(
             lambda conn: conn.execute(
                 "SELECT card, platform, token, updated_at FROM app_tokens WHERE card = ? ORDER BY updated_at, token",
-                (card,),
+                (card_number,),
             ).fetchall()
         )
         return [AppToken(*row) for row in rows]

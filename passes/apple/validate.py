@@ -18,28 +18,22 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from passes.apple.pass_json import MAX_LOCATIONS
 from passes.apple.strings import StringsError, is_utf16_with_bom, parse_strings
+from passes.programs import BARCODE_FORMATS, COLOR_RE
 
 STYLE_KEYS = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
 FIELD_GROUPS = ("headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields")
 GROUP_LIMITS = {"headerFields": 3, "primaryFields": 1, "secondaryFields": 4, "auxiliaryFields": 4}
-BARCODE_FORMATS = {
-    "PKBarcodeFormatQR",
-    "PKBarcodeFormatPDF417",
-    "PKBarcodeFormatAztec",
-    "PKBarcodeFormatCode128",
-}
 SQUARE_BARCODES = {"PKBarcodeFormatQR", "PKBarcodeFormatAztec"}
 NUMBER_STYLES = {"PKNumberStyleDecimal", "PKNumberStylePercent", "PKNumberStyleScientific", "PKNumberStyleSpellOut"}
 DATE_STYLES = {"PKDateStyleNone", "PKDateStyleShort", "PKDateStyleMedium", "PKDateStyleLong", "PKDateStyleFull"}
-MAX_LOCATIONS = 10
 MIN_TOKEN_LENGTH = 16
 REQUIRED_FILES = ("pass.json", "manifest.json", "signature", "icon.png")
 UNSIGNED_FILES = ("manifest.json", "signature")
 # Our convention for localization keys ("label.balance", "tier.gold"): such strings must resolve.
 LOCALIZATION_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
-_COLOR = re.compile(r"^rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)$")
 _ISO_WITH_ZONE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 _JUNK = re.compile(r"(^|/)(\.DS_Store|__MACOSX|Thumbs\.db)(/|$)")
 
@@ -55,7 +49,7 @@ def _nonempty_str(v: Any) -> TypeGuard[str]:
 
 
 def _check_color(name: str, value: Any, problems: list[str]) -> None:
-    m = _COLOR.match(value) if isinstance(value, str) else None
+    m = COLOR_RE.fullmatch(value) if isinstance(value, str) else None
     if not m or any(int(g) > 255 for g in m.groups()):
         problems.append(f"{name} must be a CSS rgb() color like rgb(23, 187, 82), got {value!r}")
 

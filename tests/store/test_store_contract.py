@@ -493,7 +493,7 @@ async def test_app_tokens(store: Store) -> None:
     await store.add_app_token("card-1", "ios", "apns-1", NOW + 1)
     await store.add_app_token("card-2", "android", "fcm-2", NOW)
     tokens = await store.app_tokens("card-1")
-    assert [(t.card, t.platform, t.token, t.updated_at) for t in tokens] == [
+    assert [(t.card_number, t.platform, t.token, t.updated_at) for t in tokens] == [
         ("card-1", "android", "fcm-1", NOW),
         ("card-1", "ios", "apns-1", NOW + 1),
     ]

@@ -29,7 +29,6 @@ from push.results import PushResult, token_hint
 
 log = logging.getLogger(__name__)
 
-PRODUCTION_ENDPOINT = "https://api.push.apple.com"
 MAX_PAYLOAD = 4096
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F]+")
 
@@ -60,7 +59,7 @@ class ApnsChannel(Channel):
         self,
         pass_type_id: str,
         *,
-        endpoint: str = PRODUCTION_ENDPOINT,
+        endpoint: str,  # Apple's production host unless a fake (WALLET_APNS_ENDPOINT)
         client_cert_pem: bytes | None = None,
         key_p8: str | None = None,
         key_id: str | None = None,
