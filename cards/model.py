@@ -26,8 +26,9 @@ class Card:
 
     `version` is the ledger's version of the card state (0 at issue); `tag` is the store-wide
     update counter value of the card's last change (PassKit `lastUpdated` material);
-    `modified_at` is whole unix seconds, strictly increasing per change so that HTTP
-    `Last-Modified`/`If-Modified-Since` (second resolution) never hides a change.
+    `modified_at` is whole unix seconds: it never moves back, stays at most a few seconds ahead of the
+    clock, and with `last_modified` and `unchanged_since` below, HTTP `Last-Modified`/`If-Modified-Since`
+    (second resolution) never hides a change.
     """
 
     number: str
@@ -82,6 +83,43 @@ class Card:
         return cls(**values)
 
 
+# -- modified_at, Last-Modified and If-Modified-Since ------------------------------------------
+#
+# HTTP dates have whole seconds, and Wallet asks `If-Modified-Since: <the Last-Modified it got>`, so a
+# change must never keep the stamp of a version some device already holds: then its 304 would hide the
+# change. Stepping one second per change guarantees that, but runs ahead of the clock without bound
+# (1 000 changes in one second put Last-Modified 1 000 s into the future). So:
+#
+# 1. A change is stamped one second past the previous stamp, or the clock's second if later, but never
+#    more than MODIFIED_AHEAD_MAX seconds ahead of the writer's clock; once there, it keeps the stamp it
+#    has (it never goes back). The ledger stamps once per card per committed batch (ledger/plan.py), so
+#    the events of one post cost one second at most, not one each.
+# 2. A stamp is handed out as Last-Modified only while it is at most VALIDATOR_AHEAD_MAX seconds ahead of
+#    the serving clock; a stamp further ahead goes out as (serving second + VALIDATOR_AHEAD_MAX), a date
+#    older than the pass, which can only cost the device one more full download, never a missed change.
+#    A stamp M handed out is <= serving second + 1, so a later change by a writer whose clock is less than
+#    a second behind has second >= M - 2 and a cap >= M + 1: it steps past M. The stamp a device holds is
+#    never given to a newer version, so its If-Modified-Since never matches a newer pass. (The two
+#    seconds between the constants are that margin: processes on Redis run on different hosts' clocks.)
+# 3. No 304 while the current stamp is further ahead than rule 2 would hand out: devices that still hold
+#    a far-future Last-Modified served before these rules (or from before a clock stepped back) get the
+#    pass again instead of a 304 that might hide a change made while the stamp stood still.
+
+MODIFIED_AHEAD_MAX = 3
+VALIDATOR_AHEAD_MAX = 1
+
+
 def next_modified_at(previous: int, now: float) -> int:
-    """Whole seconds, at least one past the previous change (see Card.modified_at)."""
-    return max(int(now), previous + 1)
+    """The stamp of a change committed at `now` to a card stamped `previous` (rule 1 above)."""
+    second = int(now)
+    return max(previous, min(max(second, previous + 1), second + MODIFIED_AHEAD_MAX))
+
+
+def last_modified(modified_at: int, now: float) -> int:
+    """The Last-Modified (unix seconds) to send at `now` for a pass stamped `modified_at` (rule 2)."""
+    return min(modified_at, int(now) + VALIDATOR_AHEAD_MAX)
+
+
+def unchanged_since(modified_at: int, since: float, now: float) -> bool:
+    """Whether `If-Modified-Since: since` may be answered 304 at `now` (rules 2 and 3)."""
+    return modified_at <= int(now) + VALIDATOR_AHEAD_MAX and since >= modified_at

@@ -44,9 +44,10 @@ def classify(event: LedgerEvent, card: Card | None, seen_before: bool) -> Outcom
     return Outcome.ACCEPTED
 
 
-def apply_event(card: Card, event: LedgerEvent, tag: int, now: float) -> Card:
+def apply_event(card: Card, event: LedgerEvent, tag: int, now: float, *, modified_at: int | None = None) -> Card:
     """The card after an accepted event; fields the event leaves out keep their value
-    (an expiry is cleared by restating it with 0 points)."""
+    (an expiry is cleared by restating it with 0 points). `modified_at` is the stamp of the batch the
+    event commits in (ledger/plan.py); without it, the next stamp after the card's own."""
     return card.with_changes(
         balance=event.balance,
         tier=event.tier if event.tier is not None else card.tier,
@@ -56,5 +57,5 @@ def apply_event(card: Card, event: LedgerEvent, tag: int, now: float) -> Card:
         last_message=event.message if event.message is not None else card.last_message,
         version=event.version,
         tag=tag,
-        modified_at=next_modified_at(card.modified_at, now),
+        modified_at=next_modified_at(card.modified_at, now) if modified_at is None else modified_at,
     )

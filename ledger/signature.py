@@ -5,12 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from cards.bounds import decimal
+
 TOLERANCE_SECONDS = 300
+
+# unix seconds in 12 digits last until the year 33658; a longer `t` is malformed, not a number to read
+_TIMESTAMP_DIGITS = 12
+
+
+def _digest(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    return f"t={timestamp},v1={_digest(secret, str(timestamp), body)}"
 
 
 def verify(secret: str, header: str | None, body: bytes, now: float) -> str | None:
@@ -26,12 +34,14 @@ def verify(secret: str, header: str | None, body: bytes, now: float) -> str | No
             timestamp = value
         elif name == "v1":
             candidates.append(value)
-    if timestamp is None or not timestamp.isdigit() or len(timestamp) > 12 or not candidates:
+    seconds = decimal(timestamp, _TIMESTAMP_DIGITS)
+    if seconds is None or not candidates:
         return "X-Wallet-Signature is malformed"
-    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+    if abs(now - seconds) > TOLERANCE_SECONDS:
         return "X-Wallet-Signature timestamp is outside the allowed window"
-    expected = sign(secret, int(timestamp), body).partition(",v1=")[2]
+    expected = _digest(secret, str(seconds), body).encode()
     matched = False
     for candidate in candidates:
-        matched |= hmac.compare_digest(expected, candidate.lower())
+        # as bytes: compare_digest raises on a str with non-ASCII characters, which a header may hold
+        matched |= hmac.compare_digest(expected, candidate.lower().encode())
     return None if matched else "X-Wallet-Signature does not match"

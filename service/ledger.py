@@ -8,17 +8,28 @@ everything is here, so that a bad event is answered under `invalid` and never si
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cards.model import Card
 from ledger.decide import LedgerEvent, Outcome
 from ledger.events import EventError, event_id, parse_event
+from ledger.plan import EventCheck
 from passes.programs import Program
 from push.messages import PassUpdate, entry
-from store.port import NewEntry, Store
+from store.port import LedgerResult, NewEntry, Store
+
+log = logging.getLogger(__name__)
 
 Answer = dict[str, list[Any]]
+
+# What a store raises when it cannot encode a value it was given (a string UTF-8 refuses, an integer
+# beyond 64 bits). ledger/events.py refuses every such value it knows of; one that still gets through
+# costs its own event, found by splitting the batch, never the whole batch: a ledger that retries a
+# batch the service always refuses is stuck for good. Connection and other store failures stay errors.
+_UNSTORABLE = (UnicodeError, OverflowError, ValueError)
+UNSTORABLE_MESSAGE = "the store cannot take this event"
 
 
 class LedgerIntake:
@@ -60,7 +71,7 @@ class LedgerIntake:
         answer: Answer = {o.value: [] for o in Outcome if o is not Outcome.INVALID}
         if valid:
             check = self._check if self._per_program else None
-            result = await self.store.apply_ledger_events(valid, now, self.fanout, check)
+            result = await self._commit(valid, now, check)
             for index, (ident, outcome) in enumerate(result.outcomes):
                 if outcome is Outcome.INVALID:
                     invalid.append({"id": ident, "error": result.errors.get(index, "invalid")})
@@ -70,3 +81,27 @@ class LedgerIntake:
                 self.wakeup.set()
         answer["invalid"] = invalid
         return answer
+
+    async def _commit(self, events: list[LedgerEvent], now: float, check: EventCheck | None) -> LedgerResult:
+        """The store's result for `events`; when the store cannot encode something in them, the halves
+        are committed one after the other (in order, so the outcomes are those of one batch) until the
+        event it cannot take is alone, and that one is INVALID."""
+        try:
+            return await self.store.apply_ledger_events(events, now, self.fanout, check)
+        except _UNSTORABLE as exc:
+            if len(events) == 1:
+                log.warning("ledger event refused by the store: %s", type(exc).__name__)
+                return LedgerResult(outcomes=[(events[0].id, Outcome.INVALID)], errors={0: UNSTORABLE_MESSAGE})
+        middle = len(events) // 2
+        first = await self._commit(events[:middle], now, check)
+        second = await self._commit(events[middle:], now, check)
+        return LedgerResult(
+            outcomes=first.outcomes + second.outcomes,
+            changed=_latest(first.changed + second.changed),
+            errors={**first.errors, **{middle + index: error for index, error in second.errors.items()}},
+        )
+
+
+def _latest(cards: Sequence[Card]) -> list[Card]:
+    """One card per number, its last state (a card both halves changed is in both)."""
+    return list({card.number: card for card in cards}.values())

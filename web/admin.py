@@ -5,16 +5,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cards.bounds import decimal
 from push.results import token_hint
 from web.auth import require_role
 from web.errors import ApiError
 
 
 def _limit(request: Request, default: int = 100, maximum: int = 10_000) -> int:
-    text = request.query_params.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    text = request.query_params.get("limit")
+    if text is None:
+        return default
+    value = decimal(text, 9)  # longer is out of range whatever it says
+    if value is None or not 1 <= value <= maximum:
         raise ApiError(400, "invalid_query", f"limit must be 1 to {maximum}")
-    return int(text)
+    return value
 
 
 async def device_logs(request: Request) -> Response:

@@ -15,7 +15,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from cards.model import Card, Member
+from cards.model import Card, Member, last_modified
 from cards.numbers import last4, luhn_valid
 from passes.apple.pkpass import RenderedPass
 from passes.programs import Program
@@ -147,7 +147,8 @@ async def render_pass(services: Services, card: Card) -> RenderedPass:
 
 def pkpass_response(rendered: RenderedPass, card: Card, filename: str | None = None) -> Response:
     headers = {
-        "Last-Modified": http_date(card.modified_at),
+        # never a date a newer version of the pass could get too (cards/model.py, last_modified)
+        "Last-Modified": http_date(last_modified(card.modified_at, time.time())),
         "ETag": f'"{rendered.digest}"',
         "Cache-Control": "no-cache",
     }

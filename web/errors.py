@@ -40,8 +40,34 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+SERVER_ERRORS = "wallet_http_server_errors_total"
+
+
+def _route(request: Request) -> str:
+    # the route's template, not the path: paths hold card numbers and serials, which logs never show
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "(no route)"
+
+
+def _count_server_error(request: Request, status: int) -> None:
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.inc(SERVER_ERRORS, help="Answers with a 5xx status", status=str(status))
+
+
+def _answered(request: Request, status: int, code: str) -> None:
+    """One log line per error answer; a client's mistake is never a traceback."""
+    if status >= 500:
+        _count_server_error(request, status)
+        log.warning("server error %d %s on %s %s", status, code, request.method, _route(request))
+    else:
+        log.info("client error %d %s on %s %s", status, code, request.method, _route(request))
+
+
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    _answered(request, exc.status, exc.code)
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
@@ -51,10 +77,13 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
         return Response(status_code=exc.status_code, headers=exc.headers)
     code = _CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code
+    _answered(request, exc.status_code, code)
     return error_response(exc.status_code, code, message, exc.headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    # The traceback goes to the server log (it holds no request data); the client sees nothing of it.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # A bug of ours, never bad input (that is a 4xx above): the traceback goes to the server log (it holds
+    # no request data), the client sees nothing of it, and /metrics counts it so that it is noticed.
+    _count_server_error(request, 500)
+    log.exception("unhandled error on %s %s", request.method, _route(request))
     return error_response(500, "internal", "internal error")

@@ -4,12 +4,13 @@ described in web/schemas.py."""
 
 from __future__ import annotations
 
+from cards.bounds import POINTS_MAX
 from web.validation import ACCOUNT_RE, EMAIL_RE, PHONE_RE, Body, Integer, Obj, Text
 
 MEMBER = Body(
     "Member",
     {
-        "name": Text(max_len=100),
+        "name": Text(max_len=100, description="shown on the pass: one line"),
         "phone": Text(required=False, max_len=16, pattern=PHONE_RE, description="E.164, e.g. +79001234567"),
         "email": Text(required=False, max_len=254, pattern=EMAIL_RE, format="email"),
     },
@@ -25,7 +26,7 @@ NEW_CARD = Body(
             description="the ledger's account id; the same account again answers with its card",
         ),
         "member": Obj(MEMBER),
-        "balance": Integer(required=False, default=0, minimum=0),
+        "balance": Integer(required=False, default=0, minimum=0, maximum=POINTS_MAX),
         "tier": Text(
             required=False,
             max_len=32,
@@ -39,5 +40,6 @@ NEW_CARD = Body(
             description="a locale of the program; by default the program's default locale",
         ),
     },
-    description="Strings are trimmed of surrounding white space and may not hold control characters.",
+    description="Strings are trimmed of surrounding white space and may not hold control characters, "
+    "bidirectional formatting characters (U+202A-U+202E, U+2066-U+2069) or lone UTF-16 surrogates.",
 )

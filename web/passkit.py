@@ -3,7 +3,10 @@ the latest pass, unregistration and device logs, exactly as Apple documents them
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -11,13 +14,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cards.model import Card
-from web.auth import constant_time_equal
+from cards.bounds import decimal
+from cards.model import Card, last_modified, unchanged_since
 from web.body import read_json_object
 from web.cards import http_date, pkpass_response, render_pass
 from web.errors import ApiError
 from web.services import Services
 
+# matched with fullmatch (`$` alone lets a trailing newline through); the `^...$` form is for the document
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 PASS_TYPE_RE = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,8 +29,15 @@ PUSH_TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{16,512}$")
 LOG_KEEP = 10_000
 LOG_MESSAGE_MAX = 2_000
 LOG_BATCH_MAX = 100
-# compared against when the serial is unknown, so both failures take the same path and time
-_DUMMY_TOKEN = "x" * 43
+# Tokens are compared as HMAC-SHA256 digests under a key of this process's own: compare_digest then sees
+# two 32-byte values whatever the tokens' lengths, and a timing difference could only tell an attacker
+# about digests under a key they never learn. A serial that does not exist is compared against a random
+# token of the same kind, so both failures do the same work here.
+_DIGEST_KEY = secrets.token_bytes(32)
+_NO_SUCH_TOKEN = secrets.token_urlsafe(24)
+# passesUpdatedSince: our tags are SQLite/Redis integers, below 2**63; anything else was never issued
+_TAG_DIGITS = 19
+_TAG_MAX = 2**63 - 1
 
 
 def _services(request: Request) -> Services:
@@ -35,13 +46,39 @@ def _services(request: Request) -> Services:
 
 def _path(request: Request, name: str, pattern: re.Pattern[str]) -> str:
     value = request.path_params[name]
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise ApiError(400, "invalid_path", f"{name} is malformed")
     return value
 
 
+def _digest(token: str) -> bytes:
+    return hmac.new(_DIGEST_KEY, token.encode(), hashlib.sha256).digest()
+
+
 def _unauthorized() -> ApiError:
     return ApiError(401, "unauthorized", "not authorized for this pass")
+
+
+class _Lookups:
+    """Serials for the second lookup of a refusal. A store does more work for a serial it has (decode the
+    card; on Redis a second round trip) than for one it has not, so the time of one lookup would tell
+    which it was. A refusal therefore always costs one lookup that finds a card and one that finds none:
+    a wrong token looks up a serial that never exists, an unknown serial looks up one seen to exist."""
+
+    def __init__(self) -> None:
+        self.present: str | None = None  # the last serial found; cards are never deleted
+        self.absent = secrets.token_urlsafe(16)  # the shape of a serial, 128 random bits: never issued
+
+    def seen(self, card: Card | None) -> None:
+        if card is not None:
+            self.present = card.serial
+
+    def other_than(self, card: Card | None) -> str:
+        # until this process has found any card, both refusals look up absent serials alike
+        return self.absent if card is not None or self.present is None else self.present
+
+
+_LOOKUPS = _Lookups()
 
 
 async def _authorized_card(request: Request, pass_type_id: str, serial: str) -> Card:
@@ -50,9 +87,15 @@ async def _authorized_card(request: Request, pass_type_id: str, serial: str) -> 
     services = _services(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     card = await services.store.get_card_by_serial(serial)
-    expected = card.auth_token if card is not None else _DUMMY_TOKEN
-    token_ok = constant_time_equal(expected, token.strip())
-    if scheme != "ApplePass" or card is None or not token_ok or pass_type_id != services.settings.pass_type_id:
+    _LOOKUPS.seen(card)
+    expected = card.auth_token if card is not None else _NO_SUCH_TOKEN
+    token_ok = hmac.compare_digest(_digest(expected), _digest(token.strip()))
+    # `&`, not `and`: every condition is evaluated whichever fails
+    authorized = (
+        (scheme == "ApplePass") & (card is not None) & token_ok & (pass_type_id == services.settings.pass_type_id)
+    )
+    if not authorized or card is None:
+        await services.store.get_card_by_serial(_LOOKUPS.other_than(card))  # the result is not used
         services.metrics.inc("wallet_passkit_unauthorized_total", help="PassKit requests refused with 401")
         raise _unauthorized()
     return card
@@ -71,7 +114,7 @@ async def register(request: Request) -> Response:
     card = await _authorized_card(request, pass_type, serial)
     body = await read_json_object(request)
     push_token = body.get("pushToken")
-    if not isinstance(push_token, str) or not PUSH_TOKEN_RE.match(push_token):
+    if not isinstance(push_token, str) or not PUSH_TOKEN_RE.fullmatch(push_token):
         raise ApiError(400, "invalid_field", "pushToken: a hex APNs device token is required")
     services = _services(request)
     created = await services.store.register_device(device, pass_type, card.serial, push_token, time.time())
@@ -91,9 +134,8 @@ async def unregister(request: Request) -> Response:
 def _parse_tag(value: str | None) -> int | None:
     # Tags are ours and opaque to the device; one we never issued means "send everything",
     # which costs a few extra fetches but never loses an update.
-    if value is None or not value.isdigit() or len(value) > 19:
-        return None
-    return int(value)
+    tag = decimal(value, _TAG_DIGITS)
+    return tag if tag is not None and tag <= _TAG_MAX else None
 
 
 async def serials(request: Request) -> Response:
@@ -107,25 +149,29 @@ async def serials(request: Request) -> Response:
     return JSONResponse({"serialNumbers": found, "lastUpdated": str(last)})
 
 
-def _not_modified(request: Request, card: Card) -> bool:
+def _if_modified_since(request: Request) -> float | None:
+    """The header as unix seconds; None when absent or not a date we can read (then it is ignored, as
+    RFC 9110 says): absurd years and zones overflow or fall outside datetime's range."""
     header = request.headers.get("if-modified-since")
     if not header:
-        return False
+        return None
     try:
         since = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
-        return False
-    if since is None or since.tzinfo is None:
-        return False
-    return since.timestamp() >= card.modified_at
+        if since is None or since.tzinfo is None:
+            return None
+        return since.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 async def latest_pass(request: Request) -> Response:
     pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
     serial = _path(request, "serialNumber", SERIAL_RE)
     card = await _authorized_card(request, pass_type, serial)
-    if _not_modified(request, card):
-        return Response(status_code=304, headers={"Last-Modified": http_date(card.modified_at)})
+    since = _if_modified_since(request)
+    now = time.time()
+    if since is not None and unchanged_since(card.modified_at, since, now):
+        return Response(status_code=304, headers={"Last-Modified": http_date(last_modified(card.modified_at, now))})
     rendered = await render_pass(_services(request), card)
     return pkpass_response(rendered, card)
 

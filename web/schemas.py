@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cards.bounds import POINTS_MAX, VERSION_MAX
 from ledger.decide import Outcome
-from ledger.events import MAX_EVENTS
+from ledger.events import MAX_EVENTS, MESSAGE_MAX
 from web.passkit import LOG_BATCH_MAX, LOG_MESSAGE_MAX, PUSH_TOKEN_RE
-from web.validation import ACCOUNT_RE, Choices
+from web.validation import ACCOUNT_RE, Choices, plain_text_pattern
 
 JsonSchema = dict[str, Any]
 
@@ -127,16 +128,14 @@ PROGRAMS = _fixed(
 # ledger/events.py reads these by hand; its patterns are private there, so they are restated here
 # and tests/web/test_openapi.py holds the two to the same verdicts.
 
-_POINTS_LIMIT = 2**53
-
 
 def _ledger_event(choices: Choices) -> JsonSchema:
-    def count(minimum: int = -_POINTS_LIMIT, nullable: bool = False) -> JsonSchema:
-        return {"type": ["integer", "null"] if nullable else "integer", "minimum": minimum, "maximum": _POINTS_LIMIT}
+    def count(minimum: int = 0, maximum: int = POINTS_MAX, nullable: bool = False) -> JsonSchema:
+        return {"type": ["integer", "null"] if nullable else "integer", "minimum": minimum, "maximum": maximum}
 
-    def text(max_len: int, **extra: Any) -> JsonSchema:
+    def text(max_len: int, pattern: str = "\\S", **extra: Any) -> JsonSchema:
         # ledger/events.py takes null for absent and refuses blank strings
-        return {"type": ["string", "null"], "maxLength": max_len, "pattern": "\\S", **extra}
+        return {"type": ["string", "null"], "maxLength": max_len, "pattern": pattern, **extra}
 
     tier = text(32)
     if choices["tiers"]:
@@ -153,19 +152,25 @@ def _ledger_event(choices: Choices) -> JsonSchema:
             "id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$", "description": "unique per event"},
             "card": {"type": ["string", "null"], "pattern": "^[0-9]{16}$"},
             "account": {"type": ["string", "null"], "pattern": ACCOUNT_RE.pattern},
-            "version": count(1) | {"description": "increasing per card; one not above the stored version is stale"},
+            "version": count(1, VERSION_MAX)
+            | {"description": "increasing per card; one not above the stored version is stale"},
             "balance": count(),
             "tier": tier | {"description": "a tier of the card's program"},
-            "pending": count(0, nullable=True),
+            "pending": count(nullable=True),
             "expiring": {
                 "type": ["object", "null"],
                 "required": ["points", "date"],
                 "properties": {
-                    "points": count(0),
+                    "points": count(),
                     "date": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
                 },
             },
-            "message": text(500, description="shown as the pass's change notification"),
+            "message": text(
+                MESSAGE_MAX,
+                plain_text_pattern(multiline=True),
+                description="shown as the pass's change notification; may hold line breaks (\\n), no other "
+                "control characters, no bidirectional formatting characters",
+            ),
             "occurred_at": text(40, format="date-time"),
         },
     }

@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cards.text import forbidden_class, text_problem
 from web.errors import ApiError
 
+# Patterns are matched against the whole value (`fullmatch`; `$` alone lets a trailing newline through);
+# their `^...$` form is what the OpenAPI document shows, where `$` means the end.
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-EMAIL_RE = re.compile(rf"^[^@\s\x00-\x1f]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
+EMAIL_RE = re.compile(rf"^[^@\s{forbidden_class()}]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # JSON numbers beyond 2**53 lose precision in JavaScript clients
 _MAX_INT = 2**53
 
@@ -39,8 +41,11 @@ def text(
     required: bool = True,
     max_len: int = 200,
     pattern: re.Pattern[str] | None = None,
+    multiline: bool = False,
     where: str = "",
 ) -> str | None:
+    """A string, trimmed; refused when it breaks the text rule of cards/text.py (`multiline` lets `\\n`
+    through) or does not match `pattern` as a whole."""
     value = data.get(field)
     name = where + field
     if value is None:
@@ -54,9 +59,10 @@ def text(
         raise invalid(name, "must not be empty")
     if len(value) > max_len:
         raise invalid(name, f"at most {max_len} characters")
-    if _CONTROL_RE.search(value):
-        raise invalid(name, "control characters are not allowed")
-    if pattern is not None and not pattern.match(value):
+    problem = text_problem(value, multiline=multiline)
+    if problem is not None:
+        raise invalid(name, problem)
+    if pattern is not None and not pattern.fullmatch(value):
         raise invalid(name, "malformed")
     return value
 
@@ -104,8 +110,11 @@ def obj(data: dict[str, Any], field: str, *, required: bool = True, where: str =
 Choices = Mapping[str, Sequence[str]]
 """Value sets known only once programs are loaded (program names, tiers, locales), by name."""
 
-# what `text` refuses besides its own pattern (control characters; nothing but white space), for the document
-_PLAIN_TEXT = "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"
+
+def plain_text_pattern(multiline: bool = False) -> str:
+    """What `text` refuses besides its own pattern (the text rule; nothing but white space), for the document."""
+    refused = forbidden_class(multiline)
+    return f"^[^{refused}]*[^\\s{refused}][^{refused}]*$"
 
 
 class Field(Protocol):
@@ -130,11 +139,13 @@ def _described(schema: dict[str, Any], description: str, required: bool) -> dict
 
 @dataclass(frozen=True)
 class Text:
-    """A string, trimmed of surrounding white space, non-empty, without control characters."""
+    """A string, trimmed of surrounding white space, non-empty, within the text rule (cards/text.py)."""
 
     max_len: int = 200
     pattern: re.Pattern[str] | None = None
     required: bool = True
+    # `\n` allowed (a text shown on several lines); other control characters never are
+    multiline: bool = False
     format: str | None = None
     # the Choices entry this value must be one of; checked by the handler, whose answer depends on
     # context (an unknown program is a 404, a tier must belong to the chosen program)
@@ -142,14 +153,22 @@ class Text:
     description: str = ""
 
     def read(self, data: dict[str, Any], name: str, where: str = "") -> str | None:
-        return text(data, name, required=self.required, max_len=self.max_len, pattern=self.pattern, where=where)
+        return text(
+            data,
+            name,
+            required=self.required,
+            max_len=self.max_len,
+            pattern=self.pattern,
+            multiline=self.multiline,
+            where=where,
+        )
 
     def schema(self, choices: Choices) -> dict[str, Any]:
         schema: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "maxLength": self.max_len,
-            "pattern": self.pattern.pattern if self.pattern else _PLAIN_TEXT,
+            "pattern": self.pattern.pattern if self.pattern else plain_text_pattern(self.multiline),
         }
         if self.format:
             schema["format"] = self.format

@@ -290,7 +290,8 @@ NEW_CARD_ERRORS = [
     (card(balance="100"), 400, "invalid_field", "balance: must be an integer"),
     (card(balance=True), 400, "invalid_field", "balance: must be an integer"),
     (card(balance=-1), 400, "invalid_field", "balance: must be at least 0"),
-    (card(balance=2**53 + 1), 400, "invalid_field", "balance: must be at most 9007199254740992"),
+    # the bound is POINTS_MAX (cards/bounds.py) since issue 9; it was 2**53
+    (card(balance=10**12 + 1), 400, "invalid_field", "balance: must be at most 1000000000000"),
     (card(tier="diamond"), 400, "invalid_field", "tier: not a tier of coffee: base, gold, platinum"),
     (card(locale="de"), 400, "invalid_field", "locale: one of ru, en"),
     (card(unexpected=1), 400, "invalid_field", "unexpected: unknown field"),
