@@ -44,6 +44,9 @@ def configure_logging(level: str | int = "INFO") -> None:
             # under `uvicorn server:app` uvicorn has given its logger a handler of its own and propagate=False;
             # undo both so the server's lines reach the root handler in our format (its access log keeps its own)
             "uvicorn": {"handlers": [], "propagate": True},
+            # no access log, however uvicorn was started: request paths hold serials and signed
+            # links (their `sig` lets anyone download the pass), which logs must not keep
+            "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
             **{name: {"level": "WARNING"} for name in NOISY_LIBRARIES},
         },
     }

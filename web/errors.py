@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-log = logging.getLogger("wallet.web")
+log = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",

@@ -15,7 +15,7 @@ from web.body import read_body
 from web.errors import ApiError
 from web.services import Services
 
-log = logging.getLogger("wallet.ledger")
+log = logging.getLogger(__name__)
 
 
 async def post_events(request: Request) -> Response:

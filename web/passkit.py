@@ -117,7 +117,10 @@ async def register(request: Request) -> Response:
     if not isinstance(push_token, str) or not PUSH_TOKEN_RE.fullmatch(push_token):
         raise ApiError(400, "invalid_field", "pushToken: a hex APNs device token is required")
     services = _services(request)
-    created = await services.store.register_device(device, pass_type, card.serial, push_token, time.time())
+    await services.limiter.check(services.limiter.passkit_register, "passkit-register", card.serial)
+    created = await services.store.register_device(
+        device, pass_type, card.serial, push_token, time.time(), max_devices=services.settings.max_devices_per_pass
+    )
     services.metrics.inc(
         "wallet_registrations_total", help="PassKit register calls", result="new" if created else "existing"
     )

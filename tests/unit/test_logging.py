@@ -65,3 +65,10 @@ def test_uvicorn_logger_is_routed_to_our_handler(capsys: pytest.CaptureFixture[s
     configure_logging("INFO")
     logging.getLogger("uvicorn.error").info("Application startup complete.")
     assert "INFO uvicorn.error: Application startup complete." in capsys.readouterr().err
+
+
+def test_no_access_log_whatever_uvicorn_was_told(capsys: pytest.CaptureFixture[str]) -> None:
+    # Paths hold serials and signed links: an access line would put a pass download link in the log.
+    configure_logging("INFO")
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /v1/passes/s.pkpass?exp=1&sig=secret HTTP/1.1" 200')
+    assert "sig=secret" not in capsys.readouterr().err

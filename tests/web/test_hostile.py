@@ -287,9 +287,9 @@ async def test_a_server_error_is_counted_in_metrics_and_a_client_error_logged_in
     # the app re-raises a 500's exception to the server after answering (uvicorn logs it); not here
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://wallet.test") as client:
-        with caplog.at_level("INFO", logger="wallet.web"):
+        with caplog.at_level("INFO", logger="web.errors"):
             assert (await client.get("/refused/4000000000000002")).status_code == 400
-        [record] = [r for r in caplog.records if r.name == "wallet.web"]
+        [record] = [r for r in caplog.records if r.name == "web.errors"]
         assert (
             record.exc_info is None and record.getMessage() == "client error 400 invalid_field on GET /refused/{card}"
         )
