@@ -289,7 +289,7 @@ async def _seed_outbox(db: Path, n: int) -> None:
         cards = await _seed(store, n, now)
         for start in range(0, n, 100):  # posts of 100 events, as a ledger backend sends them
             events = [
-                LedgerEvent(id=f"ev-{number}-1", version=1, balance=100, card=number)
+                LedgerEvent(id=f"ev-{number}-1", version=1, balance=100, card_number=number)
                 for number, _ in cards[start : start + 100]
             ]
             await store.apply_ledger_events(events, now, _fanout)

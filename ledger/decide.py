@@ -24,7 +24,7 @@ class LedgerEvent:
     id: str
     version: int
     balance: int
-    card: str | None = None
+    card_number: str | None = None
     account: str | None = None
     tier: str | None = None
     pending: int | None = None

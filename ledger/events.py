@@ -136,7 +136,7 @@ def parse_event(raw: Any, tier_keys: frozenset[str]) -> LedgerEvent:
         id=ident,
         version=version,
         balance=balance,
-        card=card,
+        card_number=card,
         account=account if card is None else None,
         tier=tier,
         pending=pending,

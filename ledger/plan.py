@@ -37,8 +37,8 @@ EventCheck = Callable[[LedgerEvent, Card], "str | None"]
 
 def card_key(event: LedgerEvent, number_by_account: Mapping[str, str]) -> str | None:
     """The card number an event addresses: its `card`, else the card of its `account`."""
-    if event.card is not None:
-        return event.card
+    if event.card_number is not None:
+        return event.card_number
     if event.account is not None:
         return number_by_account.get(event.account)
     return None

@@ -324,12 +324,12 @@ class RedisStore(Store):
     async def _snapshot(self, events: list[LedgerEvent]) -> tuple[dict[str, Card], dict[str, str], set[str]]:
         """The cards and already accepted ids `events` refer to (two round trips at most)."""
         client = self.client
-        accounts = sorted({e.account for e in events if e.card is None and e.account is not None})
+        accounts = sorted({e.account for e in events if e.card_number is None and e.account is not None})
         number_by_account: dict[str, str] = {}
         if accounts:
             numbers_found = await client.mget([self._key("account:", a) for a in accounts])
             number_by_account = {a: _text(n) for a, n in zip(accounts, numbers_found, strict=True) if n is not None}
-        numbers = sorted({e.card for e in events if e.card is not None} | set(number_by_account.values()))
+        numbers = sorted({e.card_number for e in events if e.card_number is not None} | set(number_by_account.values()))
         ids = sorted({e.id for e in events})
         async with client.pipeline(transaction=False) as pipe:
             for number in numbers:

@@ -311,8 +311,8 @@ class SqliteStore(Store):
         fanout: Fanout,
         check: EventCheck | None,
     ) -> LedgerResult:
-        numbers = {e.card for e in events if e.card is not None}
-        accounts = {e.account for e in events if e.card is None and e.account is not None}
+        numbers = {e.card_number for e in events if e.card_number is not None}
+        accounts = {e.account for e in events if e.card_number is None and e.account is not None}
         number_by_account: dict[str, str] = {}
         if accounts:
             number_by_account = dict(

@@ -126,7 +126,7 @@ async def create_card(request: Request) -> Response:
 async def get_card(request: Request) -> Response:
     services = _services(request)
     require_role(request, "issuer")
-    number = request.path_params["card"]
+    number = request.path_params["card_number"]
     card = None
     if len(number) == 16 and number.isdigit() and luhn_valid(number):
         card = await services.store.get_card(number)

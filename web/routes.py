@@ -58,14 +58,14 @@ API_ROUTES: list[ApiRoute] = [
         ),
     ),
     ApiRoute(
-        "/v1/cards/{card}",
+        "/v1/cards/{card_number}",
         cards.get_card,
         method="GET",
         operation=Operation(
             "Current card state: balance, tier, version, registered devices, timestamps",
             {200: Reply("the card", schemas.CARD_STATE)},
             security=bearer("issuer"),
-            params=(Param("card", {"pattern": "^[0-9]{16}$"}, "path", description="the 16-digit card number"),),
+            params=(Param("card_number", {"pattern": "^[0-9]{16}$"}, "path", description="the 16-digit card number"),),
             errors={404: ("unknown_card",)},
         ),
     ),

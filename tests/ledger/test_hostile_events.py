@@ -156,7 +156,7 @@ class TestPlanStamps:
         )
 
     def test_one_modified_at_step_per_card_per_batch(self):
-        events = [LedgerEvent(id=f"e{i}", version=i, balance=i, card=CARD) for i in range(1, 1001)]
+        events = [LedgerEvent(id=f"e{i}", version=i, balance=i, card_number=CARD) for i in range(1, 1001)]
         counter = iter(range(1, 10_000))
         plan = plan_batch(events, {CARD: self.card()}, {}, set(), lambda: next(counter), 1_000.5)
         assert [outcome for _, outcome in plan.outcomes] == [Outcome.ACCEPTED] * 1000

@@ -82,7 +82,7 @@ class TestParseEvent:
         )
         assert event == LedgerEvent(
             id="e1",
-            card="7790000000000005",
+            card_number="7790000000000005",
             version=2,
             balance=250,
             tier="gold",
@@ -148,7 +148,7 @@ class TestParseEvent:
 
 class TestDecide:
     def test_classify(self):
-        e = LedgerEvent(id="e", version=4, balance=1, card="x")
+        e = LedgerEvent(id="e", version=4, balance=1, card_number="x")
         assert classify(e, card(), seen_before=True) is Outcome.DUPLICATE
         assert classify(e, None, seen_before=False) is Outcome.UNKNOWN
         assert classify(LedgerEvent(id="e", version=3, balance=1), card(), False) is Outcome.STALE

@@ -59,7 +59,9 @@ def fanout(card: Card) -> list[NewEntry]:
 
 
 async def change(store: Store, card: Card, version: int, now: float = NOW) -> None:
-    event = LedgerEvent(id=f"ev-{card.number}-{version}", version=version, balance=version * 10, card=card.number)
+    event = LedgerEvent(
+        id=f"ev-{card.number}-{version}", version=version, balance=version * 10, card_number=card.number
+    )
     await store.apply_ledger_events([event], now, fanout)
 
 

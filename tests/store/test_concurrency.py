@@ -29,7 +29,7 @@ async def test_concurrent_batches(store: Store) -> None:
             id=f"{card.number}-v{v}",
             version=v,
             balance=v * 10,
-            card=card.number if v % 2 else None,
+            card_number=card.number if v % 2 else None,
             account=None if v % 2 else card.account,
         )
         for card in cards

@@ -47,7 +47,7 @@ async def test_sqlite_promised_writes_commit_with_synchronous_full(tmp_path: Pat
         stored, _ = await store.create_card(card())
         assert statements[0] == "PRAGMA synchronous = FULL" and statements[-1] == "PRAGMA synchronous = NORMAL"
         statements.clear()
-        await store.apply_ledger_events([LedgerEvent(id="e1", version=1, balance=5, card=stored.number)], NOW)
+        await store.apply_ledger_events([LedgerEvent(id="e1", version=1, balance=5, card_number=stored.number)], NOW)
         assert statements[0] == "PRAGMA synchronous = FULL"
         assert statements.index("COMMIT") < statements.index("PRAGMA synchronous = NORMAL")
         statements.clear()

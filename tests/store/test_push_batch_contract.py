@@ -23,7 +23,7 @@ async def test_pass_targets_reads_the_tag_devices_tokens_and_pushed_tags(store: 
     await store.register_device("dev-3", "other.t", a.serial, "tok-3", NOW)  # another pass type
     await store.mark_pushed("dev-1", "pass.t", a.serial, 7)
     await store.mark_pushed("gone", "pass.t", a.serial, 3)  # pushed once, unregistered since
-    result = await store.apply_ledger_events([LedgerEvent(id="e1", version=1, balance=5, card=a.number)], NOW)
+    result = await store.apply_ledger_events([LedgerEvent(id="e1", version=1, balance=5, card_number=a.number)], NOW)
     tag_a = result.changed[0].tag
 
     keys = [("pass.t", a.serial), ("pass.t", b.serial), ("pass.t", "no-such-serial"), ("pass.t", a.serial)]

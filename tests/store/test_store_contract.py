@@ -35,7 +35,7 @@ def event(
         id=event_id,
         version=version,
         balance=balance,
-        card=card,
+        card_number=card,
         account=account,
         tier=tier,
         pending=pending,

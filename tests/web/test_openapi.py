@@ -171,7 +171,7 @@ def test_the_route_check_notices_a_missing_route_a_wrong_method_and_a_renamed_pa
     del doctored["paths"]["/v1/cards"]["post"]
     registration = "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}/{serialNumber}"
     doctored["paths"][registration]["put"] = doctored["paths"][registration].pop("delete")
-    doctored["paths"]["/v1/cards/{card}"]["get"]["parameters"][0]["name"] = "card_number"
+    doctored["paths"]["/v1/cards/{card_number}"]["get"]["parameters"][0]["name"] = "card"
     problems = "\n".join(route_problems(app.routes, doctored))
     assert "POST /v1/cards is not documented" in problems
     assert f"DELETE {registration} is not documented" in problems
@@ -219,7 +219,7 @@ def test_the_served_document_is_valid_openapi_3_1(served: Document, shared_serve
 def test_the_validator_refuses_a_broken_document(built: Document):
     # the validity test above could not fail if the validator took anything
     broken = copy.deepcopy(built)
-    del broken["paths"]["/v1/cards/{card}"]["get"]["parameters"]
+    del broken["paths"]["/v1/cards/{card_number}"]["get"]["parameters"]
     with pytest.raises(Exception, match="card"):
         validate(broken, cls=OpenAPIV31SpecValidator)
 
@@ -392,7 +392,7 @@ def test_the_ledger_event_schema_and_the_ledger_parser_agree(item, programs, bui
 # -- what the running service does is what the document says ----------------------------------
 
 SAMPLE_PATH_VALUES = {
-    "card": "4000000000000002",
+    "card_number": "4000000000000002",
     "serial": "unknownserial",
     "deviceLibraryIdentifier": "dev1",
     "passTypeIdentifier": PASS_TYPE_ID,
@@ -451,8 +451,8 @@ def test_answers_match_the_document(shared_server: LiveServer, served: Document)
     check("POST", "/v1/cards", api.post("/v1/cards", json=body), 200)
     check("POST", "/v1/cards", api.post("/v1/cards", json={**body, "program": "tea"}), 404)
     check("POST", "/v1/cards", api.post("/v1/cards", content=b"{nope"), 400)
-    check("GET", "/v1/cards/{card}", api.get(f"/v1/cards/{issued['card']}"), 200)
-    check("GET", "/v1/cards/{card}", api.get("/v1/cards/4000000000000002"), 404)
+    check("GET", "/v1/cards/{card_number}", api.get(f"/v1/cards/{issued['card']}"), 200)
+    check("GET", "/v1/cards/{card_number}", api.get("/v1/cards/4000000000000002"), 404)
     pkpass = check("GET", "/v1/passes/{serial}.pkpass", plain.get(issued["links"]["apple"]), 200)
     check("GET", "/v1/passes/{serial}.pkpass", plain.get(issued["links"]["apple"].split("?")[0]), 404)
     check("GET", "/c/{serial}", plain.get(issued["links"]["page"]), 200)
@@ -473,7 +473,7 @@ def test_answers_match_the_document(shared_server: LiveServer, served: Document)
     check("POST", "/v1/ledger/events", shared_server.post_ledger(events), 202)
     too_many = [{"id": str(i), "card": issued["card"], "version": 1, "balance": 1} for i in range(1001)]
     check("POST", "/v1/ledger/events", shared_server.post_ledger(too_many), 413)
-    check("GET", "/v1/cards/{card}", api.get(f"/v1/cards/{issued['card']}"), 200)
+    check("GET", "/v1/cards/{card_number}", api.get(f"/v1/cards/{issued['card']}"), 200)
 
     token = read_pass_json(pkpass.content)["authenticationToken"]
     apple = shared_server.client(Authorization=f"ApplePass {token}")
