@@ -121,24 +121,12 @@ def service_env(certs: Path, db: Path, port: int, **extra: str) -> dict[str, str
 
 
 def start_service(env: dict[str, str], port: int, log: Path, core: int | None) -> subprocess.Popen[bytes]:
-    """uvicorn with one worker process, pinned to `core`; not yet waited for (see wait_healthy)."""
+    """The web process as production runs it (`python -m cli serve`: h11 with the request-head
+    bound, the connection bound), pinned to `core`; not yet waited for (see wait_healthy)."""
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            [sys.executable, "-m", "cli", "serve", "--log-level", "warning"],
             cwd=ROOT,
             env=env,
             stdout=out,
