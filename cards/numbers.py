@@ -12,6 +12,9 @@ import secrets
 
 CARD_NUMBER_LENGTH = 16
 
+# A ledger account id as the ledger backend names it: the web API and the ledger parser both check it.
+ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
+
 
 def luhn_check_digit(payload: str) -> str:
     """The digit that makes `payload + digit` pass the Luhn test."""

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cards.bounds import POINTS_MAX, VERSION_MAX
+from cards.numbers import ACCOUNT_PATTERN
 from cards.text import SURROGATE_MESSAGE, has_lone_surrogate, text_problem
 from ledger.batch import HugeNumber
 from ledger.decide import LedgerEvent
@@ -19,7 +20,7 @@ MESSAGE_MAX = 500
 # whole-string matches (fullmatch): `$` alone also matches before a trailing newline
 _ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 _CARD_RE = re.compile(r"[0-9]{16}")
-_ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
 
 
 class EventError(ValueError):

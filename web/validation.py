@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cards.numbers import ACCOUNT_PATTERN
 from cards.text import forbidden_class, text_problem
 from web.errors import ApiError
 
@@ -19,7 +20,7 @@ from web.errors import ApiError
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
 EMAIL_RE = re.compile(rf"^[^@\s{forbidden_class()}]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+ACCOUNT_RE = re.compile(f"^{ACCOUNT_PATTERN}$")  # ^$ for the document; matched whole anyway
 # JSON numbers beyond 2**53 lose precision in JavaScript clients
 _MAX_INT = 2**53
 
