@@ -112,7 +112,8 @@ class RedisStore(Store):
         self.prefix = prefix
         # Promised writes wait until this many replicas have them (WAIT), else StoreError.
         self.wait_replicas = wait_replicas
-        self.wait_timeout_ms = 5000
+        # well under redis-py's socket timeout, so WAIT answers (with a count) before the read gives up
+        self.wait_timeout_ms = 1000
         self._client_options = client_options
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -134,7 +135,10 @@ class RedisStore(Store):
         """With `wait_replicas`, a promised write is not reported done before that many
         replicas acknowledged it (what survives losing the primary)."""
         if self.wait_replicas:
-            acked = int(await self.client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            try:
+                acked = int(await self.client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            except (RedisError, OSError) as exc:
+                raise StoreError(f"write not confirmed by replicas ({type(exc).__name__})") from exc
             if acked < self.wait_replicas:
                 raise StoreError(f"write acknowledged by {acked} of {self.wait_replicas} replicas")
 

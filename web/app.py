@@ -14,8 +14,9 @@ from starlette.middleware import Middleware
 from config.startup import Prepared
 from service.push import run_worker
 from service.wiring import open_core
+from store.port import StoreError
 from web.body import BodyLimitMiddleware
-from web.errors import ApiError, api_error_handler, http_error_handler, unexpected_error_handler
+from web.errors import ApiError, api_error_handler, http_error_handler, store_error_handler, unexpected_error_handler
 from web.metrics import Metrics
 from web.ratelimit import RateLimiter
 from web.routes import ROUTES
@@ -59,6 +60,7 @@ def create_app(prepared: Prepared) -> Starlette:
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
+            StoreError: store_error_handler,
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,

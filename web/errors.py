@@ -81,6 +81,14 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, exc.headers)
 
 
+async def store_error_handler(request: Request, exc: Exception) -> Response:
+    # The store is down or did not confirm a write (e.g. Redis WAIT short of replicas): nothing was
+    # promised, the client may retry. One line, no traceback: it is an outage, not a bug.
+    _count_server_error(request, 503)
+    log.error("store unavailable on %s %s: %s", request.method, _route(request), type(exc).__name__)
+    return error_response(503, "unavailable", "the service cannot reach its store; retry shortly", {"Retry-After": "1"})
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     # A bug of ours, never bad input (that is a 4xx above): the traceback goes to the server log (it holds
     # no request data), the client sees nothing of it, and /metrics counts it so that it is noticed.
