@@ -19,9 +19,11 @@ from push.results import PushResult
 
 @dataclass(frozen=True, slots=True)
 class PassPush:
-    """Tell one device that a pass of this channel's pass type changed (an empty push)."""
+    """Tell one device that a pass of this channel's pass type changed (an empty push).
+    `service_url`: where the device's app asked its pushes to go (PassWallet's pushServiceUrl)."""
 
     token: str
+    service_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
