@@ -1,0 +1,243 @@
+"""Relay channels against the fake relays (tests/fakes/relay_server.py) with real httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from push.channels.base import AlertPush, Channels, PassPush, Push
+from push.channels.relays import (
+    Pass2UChannel,
+    PassHubChannel,
+    PassWalletChannel,
+    RelayChannel,
+    WalletPassesChannel,
+    WalletUnionChannel,
+)
+from push.worker import APPLE
+from store.port import Store
+from tests.fakes.relay_server import FakeRelayServer, Reply
+from tests.push.conftest import PASS_TYPE_ID
+from tests.push.test_worker import NOW, change, make_worker, registered_card
+
+KEYS = {"walletunion": "wu-key", "pass2u": "p2u-key", "passhub": "ph-key", "walletpasses": "wp-key"}
+
+
+def fcm_token(i: int) -> str:
+    return f"fcm{i:04d}:" + "A" * 140
+
+
+@pytest.fixture
+def relays() -> Iterator[FakeRelayServer]:
+    with FakeRelayServer(keys=KEYS) as server:
+        yield server
+
+
+@pytest.fixture
+async def walletunion(relays: FakeRelayServer) -> AsyncIterator[WalletUnionChannel]:
+    channel = WalletUnionChannel(PASS_TYPE_ID, url=relays.url_for("walletunion"), key=KEYS["walletunion"])
+    yield channel
+    await channel.aclose()
+
+
+def pushes(n: int, **kw: Any) -> list[PassPush]:
+    return [PassPush(fcm_token(i), **kw) for i in range(n)]
+
+
+async def test_120_walletunion_fcm_tokens_go_in_3_calls_of_at_most_50(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    results = await walletunion.deliver(pushes(120))
+    assert [r.status for r in results] == ["ok"] * 120
+    calls = relays.calls_of("walletunion")
+    assert [len(c.tokens) for c in calls] == [50, 50, 20]
+    assert [t for c in calls for t in c.tokens] == [fcm_token(i) for i in range(120)]
+    assert all(c.body["passTypeIdentifier"] == PASS_TYPE_ID and c.body["hms"] is False for c in calls)
+    assert all(c.headers["authorization"] == KEYS["walletunion"] for c in calls)
+
+
+async def test_hms_tokens_go_up_to_1000_a_call_with_hms_true(relays: FakeRelayServer) -> None:
+    channel = WalletUnionChannel(PASS_TYPE_ID, hms=True, url=relays.url_for("walletunion"), key=KEYS["walletunion"])
+    try:
+        assert {r.status for r in await channel.deliver(pushes(1200))} == {"ok"}
+    finally:
+        await channel.aclose()
+    assert [(len(c.tokens), c.body["hms"]) for c in relays.calls] == [(1000, True), (200, True)]
+
+
+async def test_413_splits_the_call_into_halves(relays: FakeRelayServer, walletunion: WalletUnionChannel) -> None:
+    relays.limits["walletunion"] = 12  # the relay's limit fell below ours
+    results = await walletunion.deliver(pushes(50))
+    assert {r.status for r in results} == {"ok"}
+    sizes = [(len(c.tokens), c.status) for c in relays.calls]
+    assert sizes[0] == (50, 413)
+    delivered = [t for c in relays.calls if c.status == 200 for t in c.tokens]
+    assert sorted(delivered) == sorted(fcm_token(i) for i in range(50))
+    assert all(n <= 12 for n, status in sizes if status == 200)
+
+
+async def test_unknown_and_expired_tokens_are_invalid_the_rest_ok(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    relays.unknown = {fcm_token(1), fcm_token(3)}
+    relays.expired = {fcm_token(3), fcm_token(4)}  # the lists may overlap
+    results = await walletunion.deliver(pushes(5))
+    assert [(r.status, r.reason) for r in results] == [
+        ("ok", None),
+        ("invalid_token", "unknown_push_token"),
+        ("ok", None),
+        ("invalid_token", "expired_push_token"),
+        ("invalid_token", "expired_push_token"),
+    ]
+
+
+async def test_fcm_failed_is_retried_except_expired_tokens(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    relays.fcm_failed = True
+    relays.expired = {fcm_token(0)}
+    results = await walletunion.deliver(pushes(2))
+    assert [r.status for r in results] == ["invalid_token", "retry"]
+
+
+async def test_429_retries_after_retry_after_and_holds_further_calls(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    relays.script("walletunion", Reply(429, {"Retry-After": "30", "X-Rate-Limit-Remaining": "0"}))
+    results = await walletunion.deliver(pushes(80))
+    assert results[0].reason == "HTTP 429" and results[-1].reason == "RateLimited"
+    assert all(r.status == "retry" and r.retry_after is not None and 29 <= r.retry_after <= 30 for r in results)
+    assert len(relays.calls) == 1  # the second chunk waited instead of being refused too
+    # the next batch does not call the relay either, until Retry-After has passed
+    assert (await walletunion.deliver(pushes(1)))[0].status == "retry"
+    assert len(relays.calls) == 1
+
+
+async def test_429_without_retry_after_uses_the_rate_limit_reset(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    relays.script("walletunion", Reply(429, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "7"}))
+    [result] = await walletunion.deliver(pushes(1))
+    assert (result.status, result.retry_after) == ("retry", 7.0)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_5xx_is_retried(relays: FakeRelayServer, walletunion: WalletUnionChannel, status: int) -> None:
+    relays.script("walletunion", Reply(status))
+    assert {r.status for r in await walletunion.deliver(pushes(3))} == {"retry"}
+
+
+async def test_connection_refused_and_timeout_are_retried(relays: FakeRelayServer) -> None:
+    refused = WalletUnionChannel(PASS_TYPE_ID, url="http://127.0.0.1:1/send", key="k")
+    try:
+        assert [r.status for r in await refused.deliver(pushes(2))] == ["retry", "retry"]
+    finally:
+        await refused.aclose()
+
+
+@pytest.mark.parametrize("key", ["wrong-key", None])
+async def test_a_refused_key_is_an_auth_error(relays: FakeRelayServer, key: str | None) -> None:
+    channel = WalletPassesChannel(PASS_TYPE_ID, url=relays.url_for("walletpasses"), key=key)
+    try:
+        results = await channel.deliver(pushes(2))
+    finally:
+        await channel.aclose()
+    assert [(r.status, r.reason) for r in results] == [("auth_error", "HTTP 401")] * 2
+    assert len(relays.calls) == 1  # the key is optional for Wallet Passes: the call was made
+
+
+@pytest.mark.parametrize("cls", [WalletUnionChannel, Pass2UChannel, PassHubChannel])
+async def test_a_required_key_not_configured_fails_every_push_without_a_call(
+    relays: FakeRelayServer, cls: type[RelayChannel]
+) -> None:
+    channel = cls(PASS_TYPE_ID, url=relays.url_for(cls.protocol), key=None)
+    try:
+        results = await channel.deliver(pushes(3))
+    finally:
+        await channel.aclose()
+    assert {r.status for r in results} == {"failed"}
+    assert all(r.reason and cls.key_env in r.reason for r in results)
+    assert relays.calls == []
+
+
+async def test_pass2u_puts_the_pass_type_in_the_path_and_takes_1000(relays: FakeRelayServer) -> None:
+    channel = Pass2UChannel(PASS_TYPE_ID, url=relays.url_for("pass2u"), key=KEYS["pass2u"])
+    try:
+        assert {r.status for r in await channel.deliver(pushes(1001))} == {"ok"}
+    finally:
+        await channel.aclose()
+    assert [len(c.tokens) for c in relays.calls] == [1000, 1]
+    assert relays.calls[0].path == f"/pass2u/v2/registrations/{PASS_TYPE_ID}/push"
+    assert relays.calls[0].headers["x-api-key"] == KEYS["pass2u"]
+
+
+async def test_passhub_sends_a_bearer_key_and_its_body(relays: FakeRelayServer) -> None:
+    channel = PassHubChannel(PASS_TYPE_ID, url=relays.url_for("passhub"), key=KEYS["passhub"])
+    try:
+        assert [r.status for r in await channel.deliver(pushes(2))] == ["ok", "ok"]
+    finally:
+        await channel.aclose()
+    [call] = relays.calls
+    assert call.body == {"pass_type_id": PASS_TYPE_ID, "push_tokens": [fcm_token(0), fcm_token(1)]}
+    assert call.headers["authorization"] == f"Bearer {KEYS['passhub']}"
+
+
+async def test_passwallet_groups_by_push_service_and_refuses_urls_off_the_allowlist(
+    relays: FakeRelayServer,
+) -> None:
+    channel = PassWalletChannel(PASS_TYPE_ID, allowed_hosts=frozenset({"127.0.0.1"}), allow_http=True)
+    good = relays.url_for("passwallet")
+    batch: list[Push] = [
+        PassPush(fcm_token(0), good),
+        PassPush(fcm_token(1), "http://10.0.0.1/passwallet"),
+        PassPush(fcm_token(2), good + "/"),
+        PassPush(fcm_token(3)),
+        AlertPush(fcm_token(4), "t", "b"),
+    ]
+    try:
+        results = await channel.deliver(batch)
+    finally:
+        await channel.aclose()
+    assert [(r.status, r.reason) for r in results] == [
+        ("ok", None),
+        ("failed", "PushServiceUrlNotAllowed"),
+        ("ok", None),
+        ("failed", "NoPushServiceUrl"),
+        ("failed", "RelayTakesPassUpdatesOnly"),
+    ]
+    [call] = relays.calls
+    assert call.body == {"passTypeID": PASS_TYPE_ID, "pushTokens": [fcm_token(0), fcm_token(2)]}
+
+
+async def test_one_pooled_connection_serves_successive_calls(
+    relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    await walletunion.deliver(pushes(150))
+    assert len(relays.calls) == 3
+    pool = walletunion._client._transport._pool  # type: ignore[attr-defined]  # httpcore's pool: kept alive
+    assert len(pool.connections) == 1
+
+
+# -- through the worker -------------------------------------------------------------------------
+# main's registrations carry no client yet (the store change is the web-service side's), so every
+# pass update routes as APPLE: the relay channel is mounted there to run it through the real Worker.
+
+
+async def test_worker_sends_120_devices_in_3_relay_calls_and_forgets_expired_tokens(
+    store: Store, relays: FakeRelayServer, walletunion: WalletUnionChannel
+) -> None:
+    tokens = [fcm_token(i) for i in range(120)]
+    card = await registered_card(store, tokens)
+    await change(store, card, 1)
+    relays.expired = {tokens[7]}
+    channels = Channels({(APPLE, PASS_TYPE_ID): walletunion, ("walletunion_fcm", "*"): walletunion})
+    worker = make_worker(store, walletunion, channels=channels)
+
+    assert await worker.run_once(NOW + 1) == 1  # after the registrations: the dead one is stale
+    assert [len(c.tokens) for c in relays.calls] == [50, 50, 20]
+    assert worker.counters["delivered"] == 119 and worker.counters["invalid"] == 1
+    assert await store.outbox_size() == 0
+    target = (await store.pass_targets([(PASS_TYPE_ID, card.serial)]))[(PASS_TYPE_ID, card.serial)]
+    assert tokens[7] not in {d.push_token for d in target.devices} and len(target.devices) == 119
