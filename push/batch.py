@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -55,6 +56,7 @@ class Dispatcher(Protocol):
     """What a batch needs of its worker: the channel table with its pauses, and the counters."""
 
     counters: dict[str, int]
+    pushes: Counter[tuple[str, str]]  # (client, outcome) -> pushes answered
 
     def channel_for(self, client: str, scope: str) -> Channel | None: ...
 
@@ -97,6 +99,10 @@ class Batch:
             group = self._sends[id(channel)] = (channel, [], [])
         group[1].append(push)
         group[2].append(on_result)
+
+    def count(self, client: str, outcome: str) -> None:
+        """One push to an app of this client answered with this outcome (metrics per client)."""
+        self.dispatcher.pushes[(client, outcome)] += 1
 
     def mark(self, mark: PushMark) -> None:
         self.marks.append(mark)

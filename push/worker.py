@@ -30,12 +30,13 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from push.backoff import backoff_delay
 from push.batch import Batch, EntryState, Fate
 from push.channels.base import Channel, Channels
-from push.kinds.pass_update import APPLE
+from push.clients import APPLE
 from push.messages import KINDS, Message, MessageError, decode
 from push.results import PushResult
 from store.port import OutboxEntry, Store
@@ -94,6 +95,7 @@ class Worker:
             "failed": 0,
             "skipped": 0,
         }
+        self.pushes: Counter[tuple[str, str]] = Counter()  # (client, outcome), for /metrics
 
     # -- loop --------------------------------------------------------------------------------
     async def run_once(self, now: float | None = None) -> int:

@@ -43,6 +43,10 @@ def no_fanout(card: Card) -> Sequence[NewEntry]:
     return ()
 
 
+# The client of registrations made before clients were told apart: they were all Apple Wallet.
+DEFAULT_CLIENT = "apple"
+
+
 @dataclass(frozen=True)
 class DeviceTarget:
     """One device registered for a pass, as the worker needs it at delivery."""
@@ -50,6 +54,8 @@ class DeviceTarget:
     device_id: str
     push_token: str
     pushed_tag: int  # the tag last pushed to this device for this pass, 0 if none
+    client: str = DEFAULT_CLIENT  # which app registered (push/clients.py): picks the channel
+    push_service_url: str | None = None  # PassWallet's pushServiceUrl
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class Registration:
     serial: str
     push_token: str
     updated_at: float
+    client: str = DEFAULT_CLIENT
+    push_service_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,9 +179,12 @@ class Store(abc.ABC):
         push_token: str,
         now: float,
         *,
+        client: str = DEFAULT_CLIENT,
+        push_service_url: str | None = None,
         max_devices: int | None = None,
     ) -> bool:
-        """Upsert; True when new. An existing registration gets the new push token. With
+        """Upsert; True when new. An existing registration gets the new push token, client and
+        push-service URL (an app may move between relays). With
         `max_devices`, a new registration beyond that many for the serial evicts the least
         recently updated others (anyone holding the pass can register devices: this bounds
         the work one pass can cause)."""
@@ -190,6 +201,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def count_registrations(self, serial: str) -> int: ...
+
+    @abc.abstractmethod
+    async def count_registrations_by_client(self, serial: str) -> dict[str, int]:
+        """Devices registered for the serial, per client; clients with none are absent."""
 
     @abc.abstractmethod
     async def remove_registration_if_stale(

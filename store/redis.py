@@ -40,6 +40,7 @@ from ledger.plan import EventCheck, card_key, plan_batch
 from store import redis_scripts as lua
 from store.encoding import compact_json
 from store.port import (
+    DEFAULT_CLIENT,
     AppToken,
     CardConflict,
     DeadLetter,
@@ -357,12 +358,23 @@ class RedisStore(Store):
         push_token: str,
         now: float,
         *,
+        client: str = DEFAULT_CLIENT,
+        push_service_url: str | None = None,
         max_devices: int | None = None,
     ) -> bool:
         field = _reg_field(device_id, pass_type_id)
-        value = _dumps(
-            {"device_id": device_id, "pass_type_id": pass_type_id, "push_token": push_token, "updated_at": now}
-        )
+        record: dict[str, Any] = {
+            "device_id": device_id,
+            "pass_type_id": pass_type_id,
+            "push_token": push_token,
+            "updated_at": now,
+        }
+        # Absent means the default: records written before clients were told apart read the same.
+        if client != DEFAULT_CLIENT:
+            record["client"] = client
+        if push_service_url is not None:
+            record["push_service_url"] = push_service_url
+        value = _dumps(record)
         limit = str(max(max_devices, 1)) if max_devices is not None else "0"
         added = await self._script("REGISTER_DEVICE", serial, field, value, limit)
         await self._replicated()
@@ -385,6 +397,8 @@ class RedisStore(Store):
             serial=serial,
             push_token=data["push_token"],
             updated_at=data["updated_at"],
+            client=data.get("client", DEFAULT_CLIENT),
+            push_service_url=data.get("push_service_url"),
         )
 
     async def get_registrations(self, serial: str) -> list[Registration]:
@@ -398,6 +412,14 @@ class RedisStore(Store):
 
     async def count_registrations(self, serial: str) -> int:
         return int(await self.client.hlen(self._key("regs:", serial)))
+
+    async def count_registrations_by_client(self, serial: str) -> dict[str, int]:
+        # A serial's registrations are bounded (max_devices_per_pass): counting them here is cheap.
+        counts: dict[str, int] = {}
+        for value in (await self.client.hgetall(self._key("regs:", serial))).values():
+            client = json.loads(value).get("client", DEFAULT_CLIENT)
+            counts[client] = counts.get(client, 0) + 1
+        return counts
 
     async def remove_registration_if_stale(
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
@@ -564,7 +586,15 @@ class RedisStore(Store):
             for field, value in regs.items():
                 data = json.loads(value)
                 if data["pass_type_id"] == pass_type:
-                    devices.append(DeviceTarget(data["device_id"], data["push_token"], int(pushed.get(field) or 0)))
+                    devices.append(
+                        DeviceTarget(
+                            data["device_id"],
+                            data["push_token"],
+                            int(pushed.get(field) or 0),
+                            data.get("client", DEFAULT_CLIENT),
+                            data.get("push_service_url"),
+                        )
+                    )
             devices.sort(key=lambda d: d.device_id)
             found[(pass_type, serial)] = PassTargets(int(tags[index] or 0), tuple(devices))
         return found

@@ -34,6 +34,7 @@ from ledger.decide import LedgerEvent
 from ledger.plan import EventCheck, plan_batch
 from store.encoding import compact_json
 from store.port import (
+    DEFAULT_CLIENT,
     AppToken,
     CardConflict,
     DeadLetter,
@@ -371,26 +372,22 @@ class SqliteStore(Store):
         push_token: str,
         now: float,
         *,
+        client: str = DEFAULT_CLIENT,
+        push_service_url: str | None = None,
         max_devices: int | None = None,
     ) -> bool:
-        return await self._durable_write(
-            self._register_device, device_id, pass_type_id, serial, push_token, now, max_devices
-        )
+        registration = Registration(device_id, pass_type_id, serial, push_token, now, client, push_service_url)
+        return await self._durable_write(self._register_device, registration, max_devices)
 
     @staticmethod
-    def _register_device(
-        conn: sqlite3.Connection,
-        device_id: str,
-        pass_type_id: str,
-        serial: str,
-        push_token: str,
-        now: float,
-        max_devices: int | None,
-    ) -> bool:
+    def _register_device(conn: sqlite3.Connection, registration: Registration, max_devices: int | None) -> bool:
+        device_id, pass_type_id, serial = registration.device_id, registration.pass_type_id, registration.serial
+        fields = (registration.push_token, registration.updated_at, registration.client, registration.push_service_url)
         inserted = conn.execute(
-            "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (device_id, pass_type_id, serial, push_token, now),
+            "INSERT INTO registrations"
+            " (device_id, pass_type_id, serial, push_token, updated_at, client, push_service_url)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (device_id, pass_type_id, serial, *fields),
         ).rowcount
         if inserted:
             if max_devices is not None:
@@ -406,9 +403,9 @@ class SqliteStore(Store):
         # updated_at moves even when the token is the same: it is the last time the device
         # vouched for the token (see remove_registration_if_stale).
         conn.execute(
-            "UPDATE registrations SET push_token = ?, updated_at = ?"
+            "UPDATE registrations SET push_token = ?, updated_at = ?, client = ?, push_service_url = ?"
             " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
-            (push_token, now, device_id, pass_type_id, serial),
+            (*fields, device_id, pass_type_id, serial),
         )
         return False
 
@@ -426,7 +423,8 @@ class SqliteStore(Store):
     async def get_registrations(self, serial: str) -> list[Registration]:
         rows = await self._read(
             lambda conn: conn.execute(
-                "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+                "SELECT device_id, pass_type_id, serial, push_token, updated_at, client, push_service_url"
+                " FROM registrations"
                 " WHERE serial = ? ORDER BY device_id, pass_type_id",
                 (serial,),
             ).fetchall()
@@ -436,7 +434,8 @@ class SqliteStore(Store):
     async def get_registration(self, device_id: str, pass_type_id: str, serial: str) -> Registration | None:
         row = await self._read(
             lambda conn: conn.execute(
-                "SELECT device_id, pass_type_id, serial, push_token, updated_at FROM registrations"
+                "SELECT device_id, pass_type_id, serial, push_token, updated_at, client, push_service_url"
+                " FROM registrations"
                 " WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
                 (device_id, pass_type_id, serial),
             ).fetchone()
@@ -447,6 +446,14 @@ class SqliteStore(Store):
         return await self._read(
             lambda conn: conn.execute("SELECT COUNT(*) FROM registrations WHERE serial = ?", (serial,)).fetchone()[0]
         )
+
+    async def count_registrations_by_client(self, serial: str) -> dict[str, int]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT client, COUNT(*) FROM registrations WHERE serial = ? GROUP BY client", (serial,)
+            ).fetchall()
+        )
+        return {client: count for client, count in rows}
 
     async def remove_registration_if_stale(
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
@@ -631,18 +638,18 @@ class SqliteStore(Store):
                 chunk = keys[start : start + _TARGETS_CHUNK]
                 rows = conn.execute(
                     f"WITH k(p, s) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
-                    " SELECT k.p, k.s, c.tag, r.device_id, r.push_token, t.tag FROM k"
+                    " SELECT k.p, k.s, c.tag, r.device_id, r.push_token, t.tag, r.client, r.push_service_url FROM k"
                     " LEFT JOIN cards c ON c.serial = k.s"
                     " LEFT JOIN registrations r ON r.serial = k.s AND r.pass_type_id = k.p"
                     " LEFT JOIN pushed_tags t ON t.device_id = r.device_id AND t.pass_type_id = k.p"
                     "  AND t.serial = k.s",
                     [part for key in chunk for part in key],
                 ).fetchall()
-                for pass_type, serial, tag, device, token, pushed in rows:
+                for pass_type, serial, tag, device, token, pushed, client, service_url in rows:
                     key = (pass_type, serial)
                     tags[key] = tag or 0
                     if device is not None:
-                        devices[key].append(DeviceTarget(device, token, pushed or 0))
+                        devices[key].append(DeviceTarget(device, token, pushed or 0, client, service_url))
         finally:
             conn.execute("COMMIT")
         return {key: PassTargets(tags.get(key, 0), tuple(devices[key])) for key in keys}

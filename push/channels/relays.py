@@ -21,12 +21,12 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from push.channels.base import Channel, PassPush, Push
 from push.channels.fcm import parse_retry_after
+from push.clients import service_url_allowed
 from push.results import OK, PushResult
 
 log = logging.getLogger(__name__)
@@ -269,9 +269,7 @@ class PassWalletChannel(RelayChannel):
     def endpoint(self, push: PassPush) -> str | PushResult:
         if not push.service_url:
             return PushResult("failed", "NoPushServiceUrl")
-        parts = urlsplit(push.service_url)
-        schemes = ("https", "http") if self.allow_http else ("https",)
-        if parts.scheme not in schemes or (parts.hostname or "") not in self.allowed_hosts:
+        if not service_url_allowed(push.service_url, self.allowed_hosts, self.allow_http):
             return PushResult("failed", "PushServiceUrlNotAllowed")
         return push.service_url.rstrip("/") + "/v1/pushUpdates"
 

@@ -71,6 +71,7 @@ async def handle(items: list[tuple[EntryState, AppAlert]], batch: Batch) -> None
 
 def _on_result(batch: Batch, state: EntryState, message: AppAlert) -> OnResult:
     async def on_result(result: PushResult, channel: Channel) -> None:
+        batch.count(f"app:{message.platform}", result.status)
         if result.status == "ok":
             batch.delivered()
         elif result.status == "invalid_token":

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
-from push.batch import Batch, EntryState, OnResult
+from push.batch import Batch, EntryState
 from push.channels.base import Channel, PassPush
 from push.kinds.base import Fields, required
 from push.results import PushResult
-from store.port import PassKey, PushMark
-
-APPLE = "apple"  # the client of a registration made by Apple Wallet
+from store.port import DeviceTarget, PassKey, PushMark
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,35 +56,46 @@ async def handle(items: list[tuple[EntryState, PassUpdate]], batch: Batch) -> No
                 batch.counters["skipped"] += 1  # already told of this (or a newer) change
                 continue
             seen.add(key)
-            channel = batch.channel(state, APPLE, message.pass_type_id)
+            # The app that registered decides the way out: APNs for Apple Wallet, its maker's
+            # relay for an Android pass app.
+            channel = batch.channel(state, device.client, message.pass_type_id)
             if channel is not None:
-                push = PassPush(device.push_token)
-                batch.send(channel, push, _on_result(batch, state, message, device.device_id, push.token, target.tag))
+                push = PassPush(device.push_token, service_url=device.push_service_url)
+                # a partial, not a closure: one object per push on the hot path
+                batch.send(channel, push, partial(_on_result, batch, state, message, device, target.tag))
 
 
-def _on_result(batch: Batch, state: EntryState, message: PassUpdate, device_id: str, token: str, tag: int) -> OnResult:
-    async def on_result(result: PushResult, channel: Channel) -> None:
-        if result.status == "ok":
-            batch.mark(PushMark(device_id, message.pass_type_id, message.serial, tag))
-        elif result.status == "invalid_token":
-            # Only if the device has not re-registered (possibly with a new token) since the
-            # service saw the token die.
-            before = result.timestamp if result.timestamp is not None else batch.now
-            await batch.store.remove_registration_if_stale(
-                device_id, message.pass_type_id, message.serial, token, before
-            )
-            batch.invalid(state, token, result)
-        else:
-            batch.not_delivered(state, channel, result)
-        batch.journal(
-            state,
-            channel,
-            result,
-            token,
-            pass_type_id=message.pass_type_id,
-            serial=message.serial,
-            device_id=device_id,
-            tag=tag,
+async def _on_result(
+    batch: Batch,
+    state: EntryState,
+    message: PassUpdate,
+    device: DeviceTarget,
+    tag: int,
+    result: PushResult,
+    channel: Channel,
+) -> None:
+    token = device.push_token
+    batch.count(device.client, result.status)
+    if result.status == "ok":
+        batch.mark(PushMark(device.device_id, message.pass_type_id, message.serial, tag))
+    elif result.status == "invalid_token":
+        # Only if the device has not re-registered (possibly with a new token) since the
+        # service saw the token die.
+        before = result.timestamp if result.timestamp is not None else batch.now
+        await batch.store.remove_registration_if_stale(
+            device.device_id, message.pass_type_id, message.serial, token, before
         )
-
-    return on_result
+        batch.invalid(state, token, result)
+    else:
+        batch.not_delivered(state, channel, result)
+    batch.journal(
+        state,
+        channel,
+        result,
+        token,
+        pass_type_id=message.pass_type_id,
+        serial=message.serial,
+        device_id=device.device_id,
+        client=device.client,
+        tag=tag,
+    )

@@ -100,4 +100,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             kind = 'app_alert'
         WHERE kind IN ('fcm_alert', 'apns_alert')""",
     ),
+    # 3: which app made each registration (push/clients.py) and PassWallet's push service.
+    # Registrations made before this were all Apple Wallet's.
+    (
+        "ALTER TABLE registrations ADD COLUMN client TEXT NOT NULL DEFAULT 'apple'",
+        "ALTER TABLE registrations ADD COLUMN push_service_url TEXT",
+    ),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from push.channels.apns.sender import ApnsChannel
 from push.channels.base import AlertPush, Channels, PassPush, Push
 from push.channels.relays import (
     Pass2UChannel,
@@ -16,7 +17,7 @@ from push.channels.relays import (
     WalletPassesChannel,
     WalletUnionChannel,
 )
-from push.worker import APPLE
+from push.clients import APPLE, PASSWALLET, WALLETPASSES, WALLETUNION_FCM
 from store.port import Store
 from tests.fakes.relay_server import FakeRelayServer, Reply
 from tests.push.conftest import PASS_TYPE_ID
@@ -221,18 +222,16 @@ async def test_one_pooled_connection_serves_successive_calls(
 
 
 # -- through the worker -------------------------------------------------------------------------
-# main's registrations carry no client yet (the store change is the web-service side's), so every
-# pass update routes as APPLE: the relay channel is mounted there to run it through the real Worker.
 
 
 async def test_worker_sends_120_devices_in_3_relay_calls_and_forgets_expired_tokens(
     store: Store, relays: FakeRelayServer, walletunion: WalletUnionChannel
 ) -> None:
     tokens = [fcm_token(i) for i in range(120)]
-    card = await registered_card(store, tokens)
+    card = await registered_card(store, tokens, client=WALLETUNION_FCM)
     await change(store, card, 1)
     relays.expired = {tokens[7]}
-    channels = Channels({(APPLE, PASS_TYPE_ID): walletunion, ("walletunion_fcm", "*"): walletunion})
+    channels = Channels({(WALLETUNION_FCM, PASS_TYPE_ID): walletunion})
     worker = make_worker(store, walletunion, channels=channels)
 
     assert await worker.run_once(NOW + 1) == 1  # after the registrations: the dead one is stale
@@ -241,3 +240,52 @@ async def test_worker_sends_120_devices_in_3_relay_calls_and_forgets_expired_tok
     assert await store.outbox_size() == 0
     target = (await store.pass_targets([(PASS_TYPE_ID, card.serial)]))[(PASS_TYPE_ID, card.serial)]
     assert tokens[7] not in {d.push_token for d in target.devices} and len(target.devices) == 119
+
+
+async def test_one_card_on_an_iphone_and_three_android_apps_each_pushed_once_through_its_own_channel(
+    store: Store, relays: FakeRelayServer, walletunion: WalletUnionChannel, apns_sender: ApnsChannel, apns_fake: Any
+) -> None:
+    card = await registered_card(store, ["ab" * 32])  # device-0: an iPhone
+    await store.register_device("wu", PASS_TYPE_ID, card.serial, fcm_token(1), NOW, client=WALLETUNION_FCM)
+    await store.register_device("wp", PASS_TYPE_ID, card.serial, fcm_token(2), NOW, client=WALLETPASSES)
+    service = relays.url_for("passwallet")
+    await store.register_device(
+        "pw", PASS_TYPE_ID, card.serial, fcm_token(3), NOW, client=PASSWALLET, push_service_url=service
+    )
+    await change(store, card, 1)
+    walletpasses = WalletPassesChannel(PASS_TYPE_ID, url=relays.url_for("walletpasses"), key=KEYS["walletpasses"])
+    passwallet = PassWalletChannel(PASS_TYPE_ID, allowed_hosts=frozenset({"127.0.0.1"}), allow_http=True)
+    channels = Channels(
+        {
+            (APPLE, PASS_TYPE_ID): apns_sender,
+            (WALLETUNION_FCM, PASS_TYPE_ID): walletunion,
+            (WALLETPASSES, PASS_TYPE_ID): walletpasses,
+            (PASSWALLET, PASS_TYPE_ID): passwallet,
+        }
+    )
+    worker = make_worker(store, apns_sender, channels=channels)
+    try:
+        assert await worker.run_once(NOW + 1) == 1
+        assert await worker.run_until_idle(NOW + 2) == 0  # nothing left: nobody is pushed twice
+    finally:
+        await walletpasses.aclose()
+        await passwallet.aclose()
+    assert [r.token for r in apns_fake.requests] == ["ab" * 32]
+    assert {(c.protocol, tuple(c.tokens)) for c in relays.calls} == {
+        ("walletunion", (fcm_token(1),)),
+        ("walletpasses", (fcm_token(2),)),
+        ("passwallet", (fcm_token(3),)),
+    }
+    assert worker.pushes == {
+        (APPLE, "ok"): 1,
+        (WALLETUNION_FCM, "ok"): 1,
+        (WALLETPASSES, "ok"): 1,
+        (PASSWALLET, "ok"): 1,
+    }
+    journal = await store.list_pushes(10)
+    assert sorted((p["client"], p["channel"].split(":")[0]) for p in journal) == [
+        (APPLE, "apns"),
+        (PASSWALLET, "passwallet"),
+        (WALLETPASSES, "walletpasses"),
+        (WALLETUNION_FCM, "walletunion_fcm"),
+    ]

@@ -65,10 +65,10 @@ async def change(store: Store, card: Card, version: int, now: float = NOW) -> No
     await store.apply_ledger_events([event], now, fanout)
 
 
-async def registered_card(store: Store, tokens: list[str] = TOKENS, n: int = 1) -> Card:
+async def registered_card(store: Store, tokens: list[str] = TOKENS, n: int = 1, client: str = APPLE) -> Card:
     card = await issue_card(store, n)
     for i, token in enumerate(tokens):
-        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW)
+        await store.register_device(f"device-{i}", PASS_TYPE_ID, card.serial, token, NOW, client=client)
     return card
 
 

@@ -126,3 +126,44 @@ async def test_redis_schema_1_outbox_and_pushed_tags_are_converted() -> None:
     finally:
         await client.aclose()
         await delete_prefix(prefix)
+
+
+async def test_sqlite_schema_2_registrations_are_kept_as_apple(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at) VALUES (?, ?, ?, ?, ?)",
+        ("dev", "pass.t", "s1", "ab" * 32, NOW),
+    )
+    conn.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        reg = await store.get_registration("dev", "pass.t", "s1")
+        assert reg is not None
+        assert (reg.push_token, reg.updated_at, reg.client, reg.push_service_url) == ("ab" * 32, NOW, "apple", None)
+        assert await store.count_registrations_by_client("s1") == {"apple": 1}
+    finally:
+        await store.close()
+
+
+async def test_redis_registrations_written_before_clients_read_as_apple() -> None:
+    prefix = f"test-{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    await store.open()
+    try:
+        old = json.dumps({"device_id": "dev", "pass_type_id": "pass.t", "push_token": "ab" * 32, "updated_at": NOW})
+        await store.client.hset(f"{prefix}regs:s1", json.dumps(["dev", "pass.t"], separators=(",", ":")), old)
+        reg = await store.get_registration("dev", "pass.t", "s1")
+        assert reg is not None
+        assert (reg.client, reg.push_service_url) == ("apple", None)
+        assert await store.count_registrations_by_client("s1") == {"apple": 1}
+    finally:
+        await store.close()
+        await delete_prefix(prefix)

@@ -382,6 +382,47 @@ async def test_register_is_an_upsert(store: Store) -> None:
     assert await store.get_registrations("s1") == [reg]
 
 
+async def test_a_registration_records_its_client_and_push_service(store: Store) -> None:
+    await store.register_device("iphone", "pass.t", "s1", "a" * 64, NOW)
+    await store.register_device("android", "pass.t", "s1", "fcm:tok-1", NOW, client="walletunion_fcm")
+    url = "https://push.passwallet.net"
+    await store.register_device("attido", "pass.t", "s1", "pw-1", NOW, client="passwallet", push_service_url=url)
+    by_device = {r.device_id: r for r in await store.get_registrations("s1")}
+    assert {d: (r.client, r.push_service_url) for d, r in by_device.items()} == {
+        "iphone": ("apple", None),
+        "android": ("walletunion_fcm", None),
+        "attido": ("passwallet", url),
+    }
+    assert await store.count_registrations_by_client("s1") == {"apple": 1, "walletunion_fcm": 1, "passwallet": 1}
+    assert await store.count_registrations_by_client("none") == {}
+    await store.create_card(make_card(1, serial="s1"))
+    [target] = (await store.pass_targets([("pass.t", "s1")])).values()
+    assert sorted((d.device_id, d.client, d.push_service_url) for d in target.devices) == [
+        ("android", "walletunion_fcm", None),
+        ("attido", "passwallet", url),
+        ("iphone", "apple", None),
+    ]
+
+
+async def test_re_registration_moves_the_device_to_its_new_client(store: Store) -> None:
+    # Wallet Passes can fall back to PassWallet's path (facts §2): the device then pushes there.
+    await store.register_device("dev", "pass.t", "s1", "tok-1", NOW, client="walletpasses")
+    url = "https://push.passwallet.net/x"
+    assert (
+        await store.register_device("dev", "pass.t", "s1", "tok-2", NOW + 1, client="passwallet", push_service_url=url)
+        is False
+    )
+    reg = await store.get_registration("dev", "pass.t", "s1")
+    assert reg is not None
+    assert (reg.client, reg.push_token, reg.push_service_url) == ("passwallet", "tok-2", url)
+    # and back: the URL goes with the client that had it
+    await store.register_device("dev", "pass.t", "s1", "tok-3", NOW + 2, client="walletpasses")
+    reg = await store.get_registration("dev", "pass.t", "s1")
+    assert reg is not None
+    assert (reg.client, reg.push_token, reg.push_service_url) == ("walletpasses", "tok-3", None)
+    assert await store.count_registrations_by_client("s1") == {"walletpasses": 1}
+
+
 async def test_registrations_of_a_serial(store: Store) -> None:
     await store.register_device("dev-b", "pass.t", "s1", "tb", NOW)
     await store.register_device("dev-a", "pass.t", "s1", "ta", NOW)
