@@ -401,3 +401,36 @@ async def test_requests_are_written_in_batches_not_one_write_each() -> None:
         for send in sends:
             send.cancel()
         protocol.close()
+
+
+async def test_a_connection_closed_for_inactivity_is_not_used_again(
+    pki: Pki, apns_fake: FakeApnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aioapns closes a connection idle for INACTIVITY_TIME but keeps handing it out until the TLS
+    # close completes; a peer slow to finish it (the fake, and who knows which network path) made
+    # the next push wait out its whole timeout instead of going out on a fresh connection.
+    from aioapns.connection import APNsBaseClientProtocol
+
+    monkeypatch.setattr(APNsBaseClientProtocol, "INACTIVITY_TIME", 0.2)
+    sender = make_cert_sender(pki, apns_fake, timeout=2.0)
+    try:
+        assert (await sender.send_pass_update(TOKEN)).ok
+        await asyncio.sleep(0.5)  # idle: aioapns closes the connection
+        started = asyncio.get_running_loop().time()
+        assert (await sender.send_pass_update(OTHER)).ok
+        assert asyncio.get_running_loop().time() - started < 1.0
+    finally:
+        await sender.aclose()
+
+
+async def test_closing_the_channel_closes_every_connection(pki: Pki, apns_fake: FakeApnsServer) -> None:
+    sender = make_cert_sender(pki, apns_fake, max_connections=3)
+    assert (await sender.send_pass_update(TOKEN)).ok
+    pool = sender._client.pool  # type: ignore[union-attr]  # built by the send above
+    for _ in range(2):  # as a burst would have opened them
+        pool.connections.append(await pool.create_connection())
+    connections = list(pool.connections)
+    await sender.aclose()
+    # each leaves the pool as it closes: closing from a copy of the list misses none
+    assert pool.connections == []
+    assert all(c.transport is None or c.transport.is_closing() for c in connections)

@@ -172,6 +172,15 @@ def protocol_class(host: str, port: int, failures: TlsFailures) -> type[APNsProd
             del self.requests[notification_id]
             return True
 
+        def close(self) -> None:
+            # aioapns closes a connection idle for INACTIVITY_TIME, but its pool keeps handing it
+            # out until the TLS close completes (connection_lost); a push given to it meanwhile is
+            # never written (`_write_out`) and waits out its timeout. Leave the pool at once.
+            super().close()
+            leave, self.on_connection_lost = self.on_connection_lost, None
+            if leave is not None:
+                leave(self)  # the pool's discard_connection; connection_lost will not call it again
+
         def connection_lost(self, exc: Exception | None) -> None:
             failures.note(exc)  # with TLS 1.3 a refused client cert surfaces only here
             # A push we gave up on (timeout) leaves a cancelled future behind; aioapns would

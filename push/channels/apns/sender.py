@@ -152,7 +152,9 @@ class ApnsChannel(Channel):
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.pool.close()
+            # each connection leaves the pool as it closes (_aioapns.py): close a copy of the list
+            for connection in list(client.pool.connections):
+                connection.close()
             await asyncio.sleep(0)  # let transports run their close callbacks
 
     @property
