@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from config.relays import RelaySettings, load_relay_settings
+
 ROLES = ("issuer", "marketing", "admin")
 DEV_PASS_TYPE_ID = "pass.dev.wallet.loyalty"
 DEV_TEAM_ID = "DEVTEAM123"
@@ -56,6 +58,8 @@ class Settings:
     max_connections: int = 1000
     # PassKit registrations per pass ("<count>/<second|minute|hour|day>"), see web/ratelimit.py
     passkit_register_rate: str = "20/minute"
+    # the Android pass apps' relays and card-page links (config/relays.py)
+    relays: RelaySettings = field(default_factory=RelaySettings)
 
     @property
     def is_dev(self) -> bool:
@@ -223,6 +227,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     register_rate = get("WALLET_RATE_PASSKIT_REGISTER", "20/minute")
     if not _RATE_RE.fullmatch(register_rate):
         problems.append("WALLET_RATE_PASSKIT_REGISTER must look like 20/minute (per second, minute, hour or day)")
+    relays = load_relay_settings(get, env == "dev", problems)
 
     if problems:
         raise ConfigError(problems)
@@ -251,4 +256,5 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         max_devices_per_pass=max_devices,
         max_connections=max_connections,
         passkit_register_rate=register_rate,
+        relays=relays,
     )

@@ -15,8 +15,16 @@ from cryptography.hazmat.primitives import serialization
 from config.settings import Settings
 from passes.apple.certs import load_signing_material
 from push.channels.apns.sender import ApnsChannel
-from push.channels.base import ANY, Channel, Channels, PassPush
+from push.channels.base import ANY, Channel, ChannelKey, Channels, PassPush
 from push.channels.dryrun import DryRunChannel
+from push.channels.relays import (
+    Pass2UChannel,
+    PassHubChannel,
+    PassWalletChannel,
+    WalletPassesChannel,
+    WalletUnionChannel,
+)
+from push.clients import PASS2U, PASSHUB, PASSWALLET, RELAY_CLIENTS, WALLETPASSES, WALLETUNION_FCM, WALLETUNION_HMS
 from push.results import PushResult, token_hint
 from push.worker import APPLE, JOURNAL_KEEP, Worker
 from store.factory import open_store
@@ -59,13 +67,38 @@ def apns_channel(settings: Settings) -> ApnsChannel:
     )
 
 
+def relay_channels(settings: Settings) -> dict[ChannelKey, Channel]:
+    """A channel per relay client for our pass type. A relay whose key is required but missing is
+    built all the same: its pushes then fail naming the variable, so they are dead-lettered with
+    that reason rather than left without a route."""
+    relays = settings.relays
+    scope = settings.pass_type_id
+    union = relays.walletunion
+    return {
+        (WALLETUNION_FCM, scope): WalletUnionChannel(
+            scope, hms=False, key_header=relays.walletunion_key_header, url=union.url, key=union.key
+        ),
+        (WALLETUNION_HMS, scope): WalletUnionChannel(
+            scope, hms=True, key_header=relays.walletunion_key_header, url=union.url, key=union.key
+        ),
+        (WALLETPASSES, scope): WalletPassesChannel(scope, url=relays.walletpasses.url, key=relays.walletpasses.key),
+        (PASS2U, scope): Pass2UChannel(scope, url=relays.pass2u.url, key=relays.pass2u.key),
+        (PASSHUB, scope): PassHubChannel(scope, url=relays.passhub.url, key=relays.passhub.key),
+        (PASSWALLET, scope): PassWalletChannel(
+            scope, allowed_hosts=relays.passwallet_hosts, allow_http=relays.allow_http
+        ),
+    }
+
+
 def build_channels(settings: Settings) -> Channels:
     """Where each kind of push goes. Companion-app alerts have no channel until their settings
     exist (the geo issue); the worker dead-letters them, visibly, meanwhile."""
     if settings.push_dry_run:
         dry = DryRunChannel()
-        return Channels({(APPLE, settings.pass_type_id): dry, ("app:android", ANY): dry, ("app:ios", ANY): dry})
-    return Channels({(APPLE, settings.pass_type_id): apns_channel(settings)})
+        routes: dict[ChannelKey, Channel] = {(APPLE, settings.pass_type_id): dry}
+        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, "app:android", "app:ios")})
+        return Channels(routes)
+    return Channels({(APPLE, settings.pass_type_id): apns_channel(settings), **relay_channels(settings)})
 
 
 def consumer_name() -> str:
