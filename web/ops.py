@@ -7,6 +7,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
+from web.metrics import Key, key
 from web.openapi import openapi_document
 from web.services import Services
 
@@ -27,10 +28,14 @@ async def readyz(request: Request) -> Response:
         store_ok = False
     report = await services.certs.current()
     ready = store_ok and not report.problems
+    settings = services.settings
+    # Named, not a reason to be unready: an operator may serve no card holder using that app.
+    missing = [] if settings.push_dry_run else settings.relays.missing_keys()
     body = {
         "status": "ready" if ready else "not ready",
         "store": "ok" if store_ok else "unreachable",
         "certificates": {"problems": list(report.problems), "days_to_expiry": dict(report.expiry)},
+        "relays": {"missing_keys": missing},
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -44,10 +49,15 @@ async def metrics(request: Request) -> Response:
         pass
     for name, days in services.certs.report.expiry.items():
         extra[f"wallet_certificate_days_to_expiry_{name}"] = float(days)
+    counted: dict[Key, float] = {}
     if services.worker is not None:
         for name, value in services.worker.counters.items():
             extra[f"wallet_push_{name}_total"] = float(value)
-    return PlainTextResponse(services.metrics.render(extra), media_type="text/plain; version=0.0.4")
+        # per app (push/clients.py) and outcome; only this process's worker (a standalone one has no /metrics)
+        services.metrics.describe("wallet_pushes_total", "Pushes answered, per app and outcome")
+        for (client, outcome), value in services.worker.pushes.items():
+            counted[key("wallet_pushes_total", client=client, result=outcome)] = float(value)
+    return PlainTextResponse(services.metrics.render(extra, counted), media_type="text/plain; version=0.0.4")
 
 
 async def programs(request: Request) -> Response:

@@ -1,5 +1,7 @@
 """Apple's PassKit web service (`webServiceURL` + /v1/...): registrations, changed serials,
-the latest pass, unregistration and device logs, exactly as Apple documents them."""
+the latest pass, unregistration and device logs, exactly as Apple documents them; and the same
+protocol as the Android pass apps speak it (push/clients.py): their own Authorization words,
+PassWallet's `registrations_attido` paths with its `pushServiceUrl`, FCM/HMS push tokens."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from cards.bounds import decimal
 from cards.model import Card, last_modified, unchanged_since
+from push import clients
 from web.body import read_json_object
 from web.cards import http_date, pkpass_response, render_pass
 from web.errors import ApiError
@@ -25,7 +28,6 @@ from web.services import Services
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 PASS_TYPE_RE = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-PUSH_TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{16,512}$")
 LOG_KEEP = 10_000
 LOG_MESSAGE_MAX = 2_000
 LOG_BATCH_MAX = 100
@@ -81,24 +83,33 @@ class _Lookups:
 _LOOKUPS = _Lookups()
 
 
-async def _authorized_card(request: Request, pass_type_id: str, serial: str) -> Card:
-    """The pass when the `ApplePass` token matches; 401 alike for a wrong or missing token,
-    an unknown serial and a foreign pass type."""
-    services = _services(request)
+def _scheme(request: Request) -> tuple[str, str]:
+    """The Authorization header's word and token (`<word> <token>`)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme, token.strip()
+
+
+async def _authorized_card(request: Request, pass_type_id: str, serial: str, *, word_ok: bool) -> Card:
+    """The pass when the token matches and the caller's word is one this call takes (`word_ok`);
+    401 alike for a wrong word, a wrong or missing token, an unknown serial and a foreign pass type."""
+    services = _services(request)
+    _, token = _scheme(request)
     card = await services.store.get_card_by_serial(serial)
     _LOOKUPS.seen(card)
     expected = card.auth_token if card is not None else _NO_SUCH_TOKEN
-    token_ok = hmac.compare_digest(_digest(expected), _digest(token.strip()))
+    token_ok = hmac.compare_digest(_digest(expected), _digest(token))
     # `&`, not `and`: every condition is evaluated whichever fails
-    authorized = (
-        (scheme == "ApplePass") & (card is not None) & token_ok & (pass_type_id == services.settings.pass_type_id)
-    )
+    authorized = word_ok & (card is not None) & token_ok & (pass_type_id == services.settings.pass_type_id)
     if not authorized or card is None:
         await services.store.get_card_by_serial(_LOOKUPS.other_than(card))  # the result is not used
         services.metrics.inc("wallet_passkit_unauthorized_total", help="PassKit requests refused with 401")
         raise _unauthorized()
     return card
+
+
+def _known_word(request: Request) -> bool:
+    # Fetch and unregister take any app's word: the client was told apart at registration.
+    return clients.is_known_word(_scheme(request)[0])
 
 
 def _registration_path(request: Request) -> tuple[str, str, str]:
@@ -109,27 +120,71 @@ def _registration_path(request: Request) -> tuple[str, str, str]:
     )
 
 
+def _push_service_url(services: Services, body: dict[str, Any]) -> str:
+    """PassWallet's push service, checked before anything is stored: the phone chose it, and the
+    worker will POST to it (facts §4; no SSRF into the operator's network)."""
+    url = body.get("pushServiceUrl")
+    if not isinstance(url, str) or not url:
+        raise ApiError(400, "invalid_field", "pushServiceUrl: the app's push service URL is required")
+    relays = services.settings.relays
+    if not clients.service_url_allowed(url, relays.passwallet_hosts, relays.allow_http):
+        raise ApiError(400, "invalid_field", "pushServiceUrl: not a push service this server sends to")
+    return url
+
+
 async def register(request: Request) -> Response:
+    """Apple's registration, as every app but PassWallet makes it."""
+    return await _register(request, attido=False)
+
+
+async def register_attido(request: Request) -> Response:
+    """PassWallet's registration, on its own path (`registrations_attido`) with `pushServiceUrl`."""
+    return await _register(request, attido=True)
+
+
+async def _register(request: Request, *, attido: bool) -> Response:
     device, pass_type, serial = _registration_path(request)
-    card = await _authorized_card(request, pass_type, serial)
+    client = clients.classify(_scheme(request)[0], request.headers.get("x-pass-client"), attido)
+    card = await _authorized_card(request, pass_type, serial, word_ok=client is not None)
+    assert client is not None  # authorized implies a known word
+    services = _services(request)
     body = await read_json_object(request)
     push_token = body.get("pushToken")
-    if not isinstance(push_token, str) or not PUSH_TOKEN_RE.fullmatch(push_token):
-        raise ApiError(400, "invalid_field", "pushToken: a hex APNs device token is required")
-    services = _services(request)
+    if not isinstance(push_token, str) or not clients.push_token_ok(client, push_token):
+        raise ApiError(400, "invalid_field", f"pushToken: {clients.push_token_rule(client)}")
+    service_url = _push_service_url(services, body) if client == clients.PASSWALLET else None
     await services.limiter.check(services.limiter.passkit_register, "passkit-register", card.serial)
     created = await services.store.register_device(
-        device, pass_type, card.serial, push_token, time.time(), max_devices=services.settings.max_devices_per_pass
+        device,
+        pass_type,
+        card.serial,
+        push_token,
+        time.time(),
+        client=client,
+        push_service_url=service_url,
+        max_devices=services.settings.max_devices_per_pass,
     )
     services.metrics.inc(
-        "wallet_registrations_total", help="PassKit register calls", result="new" if created else "existing"
+        "wallet_registrations_total",
+        help="PassKit register calls, per app",
+        result="new" if created else "existing",
+        client=client,
     )
     return Response(status_code=201 if created else 200)
 
 
 async def unregister(request: Request) -> Response:
+    return await _unregister(request)
+
+
+async def unregister_attido(request: Request) -> Response:
+    """Unregistration on PassWallet's path: the same, any known word."""
+    return await _unregister(request)
+
+
+async def _unregister(request: Request) -> Response:
     device, pass_type, serial = _registration_path(request)
-    card = await _authorized_card(request, pass_type, serial)
+    card = await _authorized_card(request, pass_type, serial, word_ok=_known_word(request))
     await _services(request).store.unregister_device(device, pass_type, card.serial)
     return Response(status_code=200)
 
@@ -170,7 +225,7 @@ def _if_modified_since(request: Request) -> float | None:
 async def latest_pass(request: Request) -> Response:
     pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
     serial = _path(request, "serialNumber", SERIAL_RE)
-    card = await _authorized_card(request, pass_type, serial)
+    card = await _authorized_card(request, pass_type, serial, word_ok=_known_word(request))
     since = _if_modified_since(request)
     now = time.time()
     if since is not None and unchanged_since(card.modified_at, since, now):

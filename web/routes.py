@@ -13,6 +13,10 @@ from web.routing import APPLE_PASS, LEDGER_SIGNATURE, ApiRoute, Operation, Param
 # Apple's names for the PassKit path parameters, as in its web service reference
 REGISTRATIONS = "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}"
 REGISTRATION = REGISTRATIONS + "/{serialNumber}"
+# PassWallet's own registration path (facts: android-wallet-apps.md §4)
+ATTIDO_REGISTRATION = (
+    "/passkit/v1/devices/{deviceLibraryIdentifier}/registrations_attido/{passTypeIdentifier}/{serialNumber}"
+)
 
 _DEVICE = Param(
     "deviceLibraryIdentifier", {"pattern": passkit.DEVICE_RE.pattern}, "path", description="chosen by the device"
@@ -150,6 +154,37 @@ API_ROUTES: list[ApiRoute] = [
         method="DELETE",
         operation=Operation(
             "Unregister a device",
+            {200: Reply("unregistered", media_type=None)},
+            security=APPLE_PASS,
+            params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        ATTIDO_REGISTRATION,
+        passkit.register_attido,
+        method="POST",
+        operation=Operation(
+            "Register a PassWallet device (its push goes to the pushServiceUrl it names)",
+            {
+                201: Reply("registered", media_type=None),
+                200: Reply("already registered (a changed push token or service is stored)", media_type=None),
+            },
+            description="`pushServiceUrl` must be https on a host listed in WALLET_RELAY_PASSWALLET_HOSTS; "
+            "any other is refused with 400 and nothing is stored.",
+            body=schemas.ATTIDO_REGISTRATION,
+            body_errors=("invalid_field",),
+            security=APPLE_PASS,
+            params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
+            errors=_INVALID_PATH,
+        ),
+    ),
+    ApiRoute(
+        ATTIDO_REGISTRATION,
+        passkit.unregister_attido,
+        method="DELETE",
+        operation=Operation(
+            "Unregister a PassWallet device",
             {200: Reply("unregistered", media_type=None)},
             security=APPLE_PASS,
             params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),

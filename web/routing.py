@@ -78,7 +78,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "header",
         "name": "Authorization",
-        "description": "`ApplePass <authenticationToken>`: the token written into the pass.",
+        "description": "`ApplePass <authenticationToken>`: the token written into the pass. The Android pass "
+        "apps use their own word in place of `ApplePass`: `WalletUnionPass`, `WalletUnionHMSPass`, `AndroidPass` "
+        "(Wallet Passes), `TelegramPass` (PassHub), `AttidoPass` (PassWallet, on `registrations_attido`); Pass2U "
+        "sends `ApplePass` with `X-Pass-Client: Passes`. Register tells the app apart; the other calls take any "
+        "of these words with the right token.",
     },
     "ledgerSignature": {
         "type": "apiKey",

@@ -13,7 +13,8 @@ from typing import Any
 from cards.bounds import POINTS_MAX, VERSION_MAX
 from ledger.decide import Outcome
 from ledger.events import MAX_EVENTS, MESSAGE_MAX
-from web.passkit import LOG_BATCH_MAX, LOG_MESSAGE_MAX, PUSH_TOKEN_RE
+from push.clients import APNS_TOKEN_PATTERN, CLIENTS, RELAY_TOKEN_PATTERN
+from web.passkit import LOG_BATCH_MAX, LOG_MESSAGE_MAX
 from web.validation import ACCOUNT_RE, Choices, plain_text_pattern
 
 JsonSchema = dict[str, Any]
@@ -81,6 +82,12 @@ CARD_STATE = _fixed(
             "last_message": _NULLABLE_STRING,
             "version": _INTEGER,
             "devices": _INTEGER | {"description": "registered devices"},
+            "devices_by_client": {
+                "type": "object",
+                "description": "registered devices per app: " + ", ".join(f"`{c}`" for c in CLIENTS),
+                "propertyNames": {"enum": list(CLIENTS)},
+                "additionalProperties": _INTEGER,
+            },
             "created_at": _TIMESTAMP,
             "updated_at": _TIMESTAMP,
             "links": _LINKS,
@@ -202,14 +209,23 @@ LEDGER_RESULT = _fixed(
 
 # -- PassKit (Apple's web service protocol) ---------------------------------------------------
 
-REGISTRATION = _fixed(
-    "Registration",
+_PUSH_TOKEN = {
+    "type": "string",
+    "pattern": RELAY_TOKEN_PATTERN,
+    "description": f"Apple Wallet (`ApplePass`): the APNs device token, hex (`{APNS_TOKEN_PATTERN}`); "
+    "the Android pass apps: their FCM/HMS push token",
+}
+REGISTRATION = _fixed("Registration", _object({"pushToken": _PUSH_TOKEN}))
+ATTIDO_REGISTRATION = _fixed(
+    "AttidoRegistration",
     _object(
         {
-            "pushToken": {
+            "pushToken": _PUSH_TOKEN,
+            "pushServiceUrl": {
                 "type": "string",
-                "pattern": PUSH_TOKEN_RE.pattern,
-                "description": "the APNs device token, hex",
+                "format": "uri",
+                "maxLength": 2048,
+                "description": "where PassWallet's pushes go: https, host in WALLET_RELAY_PASSWALLET_HOSTS",
             },
         }
     ),
@@ -277,6 +293,15 @@ READINESS = _fixed(
                 {
                     "problems": _array(_STRING),
                     "days_to_expiry": {"type": "object", "additionalProperties": {"type": "number"}},
+                }
+            ),
+            "relays": _object(
+                {
+                    "missing_keys": _array(
+                        _STRING,
+                        description="variables of relays that need an API key and have none (empty in dry run); "
+                        "their pushes are dead-lettered, the service stays ready",
+                    ),
                 }
             ),
         }

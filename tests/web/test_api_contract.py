@@ -45,6 +45,7 @@ class TestCards:
         assert (again.json()["card"], again.json()["serial"]) == (body["card"], body["serial"])
         state = api.get(f"/v1/cards/{body['card']}").json()
         assert (state["balance"], state["tier"], state["version"], state["devices"]) == (0, "base", 0, 0)
+        assert state["devices_by_client"] == {}
 
     def test_numbers_are_not_sequential(self, shared_server: LiveServer):
         api = shared_server.api()

@@ -48,7 +48,8 @@ def test_simulated_iphone_end_to_end(live_server: LiveServer) -> None:
 
     assert phone.register(serial).status_code == 201
     assert phone.register(serial).status_code == 200
-    assert live_server.api().get(f"/v1/cards/{number}").json()["devices"] == 1
+    state = live_server.api().get(f"/v1/cards/{number}").json()
+    assert (state["devices"], state["devices_by_client"]) == (1, {"apple": 1})
 
     # Wallet starts with no tag: every registered pass is listed
     first = phone.changed_serials(serial)

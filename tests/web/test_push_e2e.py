@@ -114,6 +114,11 @@ def test_ledger_event_reaches_every_device_through_apns(server_factory, apns: Th
     # nothing is pushed twice for the same change
     time.sleep(1.0)
     assert Counter(apns.tokens()) == counts
+    # the in-process worker's pushes, per app and outcome, in /metrics
+    metrics = server.client().get("/metrics").text
+    assert 'wallet_pushes_total{client="apple",result="ok"} 3.0' in metrics
+    assert 'wallet_pushes_total{client="apple",result="invalid_token"} 1.0' in metrics
+    assert 'wallet_pushes_total{client="apple",result="retry"} 2.0' in metrics
 
 
 def test_worker_killed_mid_delivery_still_reaches_every_device(
