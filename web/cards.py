@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import urljoin
 
 import anyio
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from web.links import link_valid, sign_link
 from web.models import NEW_CARD
 from web.services import Services
 from web.validation import invalid
+from web.wallet_apps import app_buttons, platform_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
     }
 
 
-def card_state(services: Services, card: Card, devices: int, now: float) -> dict[str, Any]:
+def card_state(services: Services, card: Card, devices: Mapping[str, int], now: float) -> dict[str, Any]:
+    """The card as GET /v1/cards answers it; `devices`: registered devices per app (push/clients.py)."""
     expiring = None
     if card.expiring_points:
         expiring = {"points": card.expiring_points, "date": card.expiring_date}
@@ -70,7 +73,8 @@ def card_state(services: Services, card: Card, devices: int, now: float) -> dict
         "expiring": expiring,
         "last_message": card.last_message,
         "version": card.version,
-        "devices": devices,
+        "devices": sum(devices.values()),
+        "devices_by_client": dict(sorted(devices.items())),
         "created_at": iso(card.created_at),
         "updated_at": iso(card.modified_at),
         "links": links_for(services, card, now),
@@ -132,7 +136,7 @@ async def get_card(request: Request) -> Response:
         card = await services.store.get_card(number)
     if card is None:
         raise ApiError(404, "unknown_card", "no such card")
-    devices = await services.store.count_registrations(card.serial)
+    devices = await services.store.count_registrations_by_client(card.serial)
     return JSONResponse(card_state(services, card, devices, time.time()))
 
 
@@ -195,17 +199,34 @@ async def card_page(request: Request) -> Response:
     tier_name = tier.name(card.locale) if tier else card.tier
     program_name = template.name(card.locale) if template else card.program
     esc = html.escape
+    platform = platform_of(request.headers.get("user-agent", ""))
+    # the apps fetch the pass themselves: they need an absolute URL (urljoin keeps one that is already)
+    pkpass_url = urljoin(services.settings.public_url.rstrip("/") + "/", links["apple"])
+    apps = [] if platform == "ios" else app_buttons(pkpass_url, services.settings.relays.app_links)
+    wallet = []
+    if platform == "android":
+        wallet.append(f'<a class="button" id="pkpass" href="{esc(pkpass_url)}">Download the card (.pkpass)</a>')
+    else:
+        wallet.append(f'<a class="button" id="apple" href="{esc(pkpass_url)}">Add to Apple Wallet</a>')
+    if apps:
+        wallet.append('<div class="apps" id="apps"><p>Android: save the card in a pass app</p>')
+        wallet.extend(button.html() for button in apps)
+        wallet.append("</div>")
+    buttons = "\n".join(wallet)
     page = f"""<!doctype html>
 <html lang="{esc(card.locale)}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
 <title>{esc(str(program_name))}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
 .card{{border-radius:1rem;padding:1.5rem;background:#3b2a20;color:#fff}}
 .balance{{font-size:2.5rem;font-weight:700}} a.button{{display:inline-block;margin-top:1.5rem;padding:.8rem 1.2rem;
-background:#000;color:#fff;border-radius:.6rem;text-decoration:none}}</style></head>
+background:#000;color:#fff;border-radius:.6rem;text-decoration:none}}
+.apps a.button{{display:block;margin-top:.6rem;text-align:center}}</style></head>
 <body><div class="card"><div>{esc(str(program_name))}</div>
 <div class="balance" id="balance">{card.balance}</div><div id="tier">{esc(str(tier_name))}</div>
 <div>•••• {esc(last4(card.number))}</div></div>
-<a class="button" id="apple" href="{esc(links["apple"])}">Add to Apple Wallet</a>
+{buttons}
 </body></html>"""
-    return HTMLResponse(page)
+    # the buttons depend on the browser: a shared cache must not give one platform's page to another
+    return HTMLResponse(page, headers={"Vary": "User-Agent"})
