@@ -21,6 +21,7 @@ from hpack import Decoder
 
 from push.channels.apns._aioapns import WRITE_BATCH, TlsFailures, _ApnsHeaderEncoder, _h2_connection, protocol_class
 from push.channels.apns.sender import ApnsChannel, map_apns_response
+from push.channels.base import PassPush
 from push.results import PushResult
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
@@ -434,3 +435,20 @@ async def test_closing_the_channel_closes_every_connection(pki: Pki, apns_fake: 
     # each leaves the pool as it closes: closing from a copy of the list misses none
     assert pool.connections == []
     assert all(c.transport is None or c.transport.is_closing() for c in connections)
+
+
+async def test_pushes_beyond_what_the_connections_carry_wait_outside_their_timeout(
+    pki: Pki, apns_fake: FakeApnsServer
+) -> None:
+    # 50 streams on one connection, 0.05 s an answer: 1000 pushes take about a second, longer than
+    # the 0.5 s timeout of each; waiting for a slot must not count against it.
+    apns_fake.max_concurrent_streams = 50
+    tokens = [f"{i:064x}" for i in range(1000)]
+    for t in tokens:
+        apns_fake.program(t, ApnsReply(200, delay=0.05))
+    sender = make_cert_sender(pki, apns_fake, max_connections=1, timeout=0.5, max_in_flight=50)
+    try:
+        results = await sender.deliver([PassPush(t) for t in tokens])
+    finally:
+        await sender.aclose()
+    assert {r.status for r in results} == {"ok"}

@@ -69,6 +69,7 @@ class ApnsChannel(Channel):
         max_connection_attempts: int = 3,
         app_topic: str | None = None,
         timeout: float = 10.0,  # well under the worker's lease, so a hung push cannot outlive it
+        max_in_flight: int = 1000,
     ) -> None:
         if client_cert_pem is None and not (key_p8 and key_id and team_id):
             raise ValueError("ApnsChannel needs client_cert_pem or key_p8 + key_id + team_id")
@@ -90,6 +91,10 @@ class ApnsChannel(Channel):
         self._ca_file = ca_file
         self._max_connections = max_connections
         self._max_connection_attempts = max_connection_attempts
+        # Pushes beyond this wait here, before their timeout starts: a deliver() of more pushes than
+        # the connections' streams carry at once (a big batch of passes with many devices each)
+        # would otherwise spend the timeout queued inside aioapns and come back as Timeout.
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._client: APNs | None = None
         self._lock = asyncio.Lock()
         self._tls_failures = TlsFailures()
@@ -200,7 +205,7 @@ class ApnsChannel(Channel):
         request = NotificationRequest(device_token=token, message=message, push_type=push_type, apns_topic=topic)
         try:
             # asyncio.timeout, not wait_for: no extra task per push.
-            async with asyncio.timeout(self.timeout):
+            async with self._slots, asyncio.timeout(self.timeout):
                 result = await client.send_notification(request)
         except TimeoutError:  # first: on 3.11 it is an OSError
             log.warning("APNs push to %s timed out after %.0fs", token_hint(token), self.timeout)
