@@ -52,6 +52,9 @@ class Settings:
     run_worker: bool = True
     # how long a claimed outbox entry stays with its worker before another may take it over
     worker_lease_seconds: float = 30.0
+    # outbox entries one worker keeps in flight (push/worker.py): several workers share a burst
+    # only when it is larger than this
+    worker_concurrency: int = 1000
     # registrations kept per pass; a new one beyond evicts the least recently updated
     max_devices_per_pass: int = 10
     # connections (and tasks) the web process serves at once; beyond, uvicorn answers 503
@@ -222,6 +225,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     link_ttl = _whole(ttl_text) or 0
     if link_ttl < 60:
         problems.append("WALLET_LINK_TTL_SECONDS must be a whole number of seconds, at least 60")
+    worker_concurrency = _bounded(
+        "WALLET_WORKER_CONCURRENCY", get("WALLET_WORKER_CONCURRENCY", "1000"), 1, 100_000, problems
+    )
     max_devices = _bounded("WALLET_MAX_DEVICES_PER_PASS", get("WALLET_MAX_DEVICES_PER_PASS", "10"), 1, 1000, problems)
     max_connections = _bounded("WALLET_MAX_CONNECTIONS", get("WALLET_MAX_CONNECTIONS", "1000"), 1, 100_000, problems)
     register_rate = get("WALLET_RATE_PASSKIT_REGISTER", "20/minute")
@@ -253,6 +259,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         push_dry_run=dry_run,
         run_worker=run_worker,
         worker_lease_seconds=lease,
+        worker_concurrency=worker_concurrency,
         max_devices_per_pass=max_devices,
         max_connections=max_connections,
         passkit_register_rate=register_rate,

@@ -59,7 +59,10 @@ class Worker:
         batch: int = 100,
         lease_seconds: float = 30.0,
         max_attempts: int = 8,
-        concurrency: int = 200,
+        # Entries in flight: enough for a burst's pushes to one relay to meet in its call queue
+        # (one token per card still fills a 1000-token call); channels bound their own in-flight
+        # pushes (ApnsChannel max_in_flight), so a large number here costs APNs nothing.
+        concurrency: int = 1000,
         backoff_base: float = 2.0,
         backoff_cap: float = 900.0,
         auth_cooldown: float = 60.0,

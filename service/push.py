@@ -111,6 +111,7 @@ def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None 
         channels=build_channels(settings),
         consumer=consumer_name(),
         lease_seconds=settings.worker_lease_seconds,
+        concurrency=settings.worker_concurrency,
         wakeup=wakeup,
     )
 

@@ -1,8 +1,9 @@
 """Relay channels: pass-update pushes to the Android pass apps' own HTTP relays (not APNs).
 
 One Channel per relay protocol and pass type, each on its own pooled `httpx.AsyncClient`
-(keep-alive, timeouts). `deliver` puts a batch's tokens into as few calls as the relay's
-per-call maximum allows; a `413` splits the call in halves. The relays' answers become
+(keep-alive, timeouts). Tokens wait in a queue per endpoint, shared by every `deliver` call
+(the worker's batches run side by side), and go out in as few calls as the relay's per-call
+maximum allows, one call at a time per endpoint; a `413` splits the call in halves. The relays' answers become
 PushResults here: tokens the relay names unknown/expired → invalid_token; 429 → retry after
 Retry-After (and no call to that relay until then); 5xx, timeouts, connection errors → retry;
 401/403 → auth_error; a required key that is not configured → failed, naming the variable.
@@ -17,6 +18,7 @@ Protocols (facts: ../shared/facts/android-wallet-apps.md §1–§5):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -56,6 +58,10 @@ class RelayChannel(Channel):
 
     protocol: ClassVar[str]
     max_tokens: int = SMALL_BATCH  # per call; an instance may narrow it (WalletUnion's build)
+    # A call not yet full waits this long after the last token queued for it, and at most
+    # linger_max after it started waiting: a few milliseconds on a push, fewer calls in a burst.
+    linger: float = 0.05
+    linger_max: float = 0.5
     key_required: ClassVar[bool] = True
     key_env: ClassVar[str]  # the variable that configures the key, for the "failed" reason
 
@@ -80,6 +86,7 @@ class RelayChannel(Channel):
             follow_redirects=False,  # a relay answering 3xx is misconfigured, not to be followed
         )
         self._quiet_until = 0.0  # monotonic: no call before this (the relay asked us to wait)
+        self._queues: dict[str, _CallQueue] = {}  # endpoint -> tokens waiting for their call
 
     # -- what each protocol says -----------------------------------------------------------------
     def endpoint(self, push: PassPush) -> str | PushResult:
@@ -99,7 +106,7 @@ class RelayChannel(Channel):
     # -- the channel -----------------------------------------------------------------------------
     async def deliver(self, pushes: Sequence[Push]) -> list[PushResult]:
         results: list[PushResult | None] = [None] * len(pushes)
-        groups: dict[str, list[int]] = {}  # endpoint -> indexes of its pushes, in order
+        waiting: list[tuple[int, asyncio.Future[PushResult]]] = []
         for index, push in enumerate(pushes):
             if not isinstance(push, PassPush):
                 results[index] = PushResult("failed", "RelayTakesPassUpdatesOnly")
@@ -110,16 +117,56 @@ class RelayChannel(Channel):
                 if isinstance(found, PushResult):
                     results[index] = found
                 else:
-                    groups.setdefault(found, []).append(index)
-        # Calls go one after another: a 429 then spares the rest of the batch a refused call.
-        for url, indexes in groups.items():
-            for start in range(0, len(indexes), self.max_tokens):
-                chunk = indexes[start : start + self.max_tokens]
-                answers = await self._call(url, [pushes[i].token for i in chunk])
-                for index, result in zip(chunk, answers, strict=True):
-                    results[index] = result
+                    waiting.append((index, self._queue(found).add(push.token)))
+        for index, future in waiting:
+            results[index] = await future
         assert all(result is not None for result in results)
         return [result for result in results if result is not None]
+
+    def _queue(self, url: str) -> _CallQueue:
+        queue = self._queues.get(url)
+        if queue is None:
+            queue = self._queues[url] = _CallQueue(self, url)
+        return queue
+
+    async def _drain(self, queue: _CallQueue) -> None:
+        """Calls for one endpoint, one after another (a 429 then spares the rest a refused call),
+        each as full as the relay takes: a call waits while more tokens keep coming, up to
+        `linger` seconds after the last and `linger_max` after its first (a worker's concurrent
+        batches are tokens of one burst; a relay counts calls against its rate limit)."""
+        loop = asyncio.get_running_loop()
+        chunk: list[tuple[str, asyncio.Future[PushResult]]] = []
+        try:
+            while queue.items:
+                started = loop.time()
+                while len(queue.items) < self.max_tokens:
+                    now = loop.time()
+                    wait = min(queue.last_added + self.linger, started + self.linger_max) - now
+                    if wait <= 0:
+                        break
+                    queue.full.clear()
+                    try:
+                        async with asyncio.timeout(wait):
+                            await queue.full.wait()
+                    except TimeoutError:
+                        pass
+                chunk, queue.items = queue.items[: self.max_tokens], queue.items[self.max_tokens :]
+                answers = await self._call(queue.url, [token for token, _ in chunk])
+                for (_, future), result in zip(chunk, answers, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                chunk = []
+        except BaseException:
+            # closed (cancelled) or a bug: whoever waits gets an answer, the entry is retried
+            for _, future in chunk + queue.items:
+                if not future.done():
+                    future.set_result(PushResult("retry", "RelayChannelClosed"))
+            queue.items = []
+            raise
+        finally:
+            # no await since the loop found the queue empty: nothing was added meanwhile
+            if self._queues.get(queue.url) is queue:
+                del self._queues[queue.url]
 
     async def _call(self, url: str, tokens: list[str]) -> list[PushResult]:
         wait = self._quiet_until - time.monotonic()
@@ -158,7 +205,34 @@ class RelayChannel(Channel):
         return [PushResult("failed", reason)] * len(tokens)
 
     async def aclose(self) -> None:
+        tasks = [queue.task for queue in self._queues.values() if queue.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+
+
+class _CallQueue:
+    """Tokens waiting for their call to one endpoint, and the task that makes the calls."""
+
+    def __init__(self, channel: RelayChannel, url: str) -> None:
+        self.channel = channel
+        self.url = url
+        self.items: list[tuple[str, asyncio.Future[PushResult]]] = []
+        self.full = asyncio.Event()  # set when a whole call's worth is waiting
+        self.last_added = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, token: str) -> asyncio.Future[PushResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PushResult] = loop.create_future()
+        self.items.append((token, future))
+        self.last_added = loop.time()
+        if self.task is None:
+            self.task = asyncio.create_task(self.channel._drain(self))
+        elif len(self.items) >= self.channel.max_tokens:
+            self.full.set()
+        return future
 
 
 class WalletUnionChannel(RelayChannel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from push.channels.relays import (
     WalletUnionChannel,
 )
 from push.clients import APPLE, PASSWALLET, WALLETPASSES, WALLETUNION_FCM
+from push.results import PushResult
 from store.port import Store
 from tests.fakes.relay_server import FakeRelayServer, Reply
 from tests.push.conftest import PASS_TYPE_ID
@@ -289,3 +291,57 @@ async def test_one_card_on_an_iphone_and_three_android_apps_each_pushed_once_thr
         (WALLETPASSES, "walletpasses"),
         (WALLETUNION_FCM, "walletunion_fcm"),
     ]
+
+
+# -- one queue per endpoint, shared by concurrent deliver calls -----------------------------------
+
+
+async def test_concurrent_batches_share_calls_up_to_the_relays_maximum(relays: FakeRelayServer) -> None:
+    # the worker runs batches side by side: a burst of one token per card still fills HMS calls
+    channel = WalletUnionChannel(PASS_TYPE_ID, hms=True, url=relays.url_for("walletunion"), key=KEYS["walletunion"])
+    tokens = [fcm_token(i) for i in range(1000)]
+    try:
+        answers = await asyncio.gather(
+            *(channel.deliver([PassPush(t) for t in tokens[start : start + 100]]) for start in range(0, 1000, 100))
+        )
+    finally:
+        await channel.aclose()
+    assert {r.status for batch in answers for r in batch} == {"ok"}
+    assert [len(c.tokens) for c in relays.calls] == [1000]
+    assert sorted(relays.calls[0].tokens) == sorted(tokens)
+
+
+async def test_a_lone_push_waits_only_the_linger(relays: FakeRelayServer, walletunion: WalletUnionChannel) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert [r.status for r in await walletunion.deliver(pushes(1))] == ["ok"]
+    assert loop.time() - started < walletunion.linger_max + 0.5
+    assert [len(c.tokens) for c in relays.calls] == [1]
+
+
+async def test_a_trickle_is_sent_by_linger_max_whatever_keeps_coming(relays: FakeRelayServer) -> None:
+    channel = WalletPassesChannel(PASS_TYPE_ID, url=relays.url_for("walletpasses"), key=KEYS["walletpasses"])
+    channel.linger, channel.linger_max = 0.05, 0.15
+
+    async def one_every_10ms(i: int) -> list[PushResult]:
+        await asyncio.sleep(i * 0.01)
+        return await channel.deliver([PassPush(fcm_token(i))])
+
+    try:
+        results = await asyncio.gather(*(one_every_10ms(i) for i in range(40)))  # 0.4 s of tokens, 10 ms apart
+    finally:
+        await channel.aclose()
+    assert {r[0].status for r in results} == {"ok"}
+    calls = relays.calls_of("walletpasses")
+    assert 2 <= len(calls) <= 5  # neither one call per token nor one for all: the first left by 0.15 s
+    assert sorted(t for c in calls for t in c.tokens) == sorted(fcm_token(i) for i in range(40))
+
+
+async def test_closing_the_channel_answers_every_waiting_push(relays: FakeRelayServer) -> None:
+    channel = WalletUnionChannel(PASS_TYPE_ID, url=relays.url_for("walletunion"), key=KEYS["walletunion"])
+    channel.linger = channel.linger_max = 5.0  # nothing would go out for a while
+    waiting = asyncio.create_task(channel.deliver(pushes(3)))
+    await asyncio.sleep(0.05)
+    await channel.aclose()
+    assert [r.status for r in await waiting] == ["retry"] * 3
+    assert relays.calls == []

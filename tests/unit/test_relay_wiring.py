@@ -13,7 +13,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from config.settings import Settings, load_settings
+from config.settings import ConfigError, Settings, load_settings
 from passes.apple.pki import ensure_dev_pki
 from push.channels.apns.sender import ApnsChannel
 from push.channels.base import Channels, PassPush
@@ -36,7 +36,7 @@ from push.clients import (
     WALLETUNION_FCM,
     WALLETUNION_HMS,
 )
-from service.push import build_channels
+from service.push import build_channels, build_worker
 from web import ops, schemas
 
 PASS_TYPE_ID = "pass.test.wallet.loyalty"
@@ -165,3 +165,14 @@ async def test_readyz_names_missing_relay_keys_but_stays_ready(tmp_path: Path, d
     assert "certificates" in body
     expected = [] if dry_run == "1" else ["WALLET_RELAY_WALLETUNION_KEY", "WALLET_RELAY_PASS2U_KEY"]
     assert body["relays"] == {"missing_keys": expected}
+
+
+def test_worker_concurrency_is_a_bounded_setting(tmp_path: Path):
+    assert load_settings({}, dotenv=None).worker_concurrency == 1000
+    assert load_settings({"WALLET_WORKER_CONCURRENCY": "200"}, dotenv=None).worker_concurrency == 200
+    for bad in ("0", "abc", "100001"):
+        with pytest.raises(ConfigError) as info:
+            load_settings({"WALLET_WORKER_CONCURRENCY": bad}, dotenv=None)
+        assert "WALLET_WORKER_CONCURRENCY" in str(info.value)
+    worker = build_worker(dev_settings(tmp_path, WALLET_WORKER_CONCURRENCY="300"), store=None)  # type: ignore[arg-type]
+    assert worker.concurrency == 300

@@ -158,7 +158,8 @@ def test_two_workers_share_the_redis_stream_without_double_delivery(
 ) -> None:
     if store_kind != "redis":
         pytest.skip("several worker processes share the outbox only on Redis")
-    env = push_env(apns, WALLET_RUN_WORKER="0", WALLET_WORKER_LEASE_SECONDS="30")
+    # 250 entries: more than one worker keeps in flight at this concurrency, so the other gets some
+    env = push_env(apns, WALLET_RUN_WORKER="0", WALLET_WORKER_LEASE_SECONDS="30", WALLET_WORKER_CONCURRENCY="100")
     server = server_factory(**env)
     cards = [server.issue(f"two-{i}-{uuid.uuid4().hex[:6]}") for i in range(250)]
     tokens = [token() for _ in cards]
