@@ -256,23 +256,27 @@ async def _sender_alone(url: str, pki: Pki, n: int) -> Rate:
     return Rate(outcomes["ok"], elapsed, cpu, dict(outcomes))
 
 
+def bench_card(account: str, i: int, now: float) -> Card:
+    """A card of the bench program, as the service issues one (also seeds bench/relays.py)."""
+    return Card(
+        number=new_card_number(CARD_PREFIX),
+        program=PROGRAM,
+        account=account,
+        serial=new_serial(),
+        auth_token=new_auth_token(),
+        member=Member(name=f"Bench {i}"),
+        tier=TIER,
+        created_at=int(now),
+        modified_at=int(now),
+    )
+
+
 async def _seed(store: Store, n: int, now: float) -> list[tuple[str, str]]:
     """n cards, one registered device each; returns (card number, push token) pairs."""
     run = secrets.token_hex(4)
     seeded: list[tuple[str, str]] = []
     for i in range(n):
-        card = Card(
-            number=new_card_number(CARD_PREFIX),
-            program=PROGRAM,
-            account=f"bench-{run}-{i}",
-            serial=new_serial(),
-            auth_token=new_auth_token(),
-            member=Member(name=f"Bench {i}"),
-            tier=TIER,
-            created_at=int(now),
-            modified_at=int(now),
-        )
-        stored, _ = await store.create_card(card)
+        stored, _ = await store.create_card(bench_card(f"bench-{run}-{i}", i, now))
         token = _token()
         await store.register_device(f"bench{run}d{i}", PASS_TYPE_ID, stored.serial, token, now)
         seeded.append((stored.number, token))

@@ -64,9 +64,7 @@ from typing import Any
 
 from bench.process import PASS_TYPE_ID, ROOT, core_busy_seconds, cpu_seconds, pin, pin_self, stop
 from bench.process import cores as split_cores
-from bench.push import CARD_PREFIX, PROGRAM, TIER, FakeApnsProcess, Pki, Rate, _fanout, _make_pki, _ours, _TimedWorker
-from cards.model import Card, Member
-from cards.numbers import new_auth_token, new_card_number, new_serial
+from bench.push import FakeApnsProcess, Pki, Rate, _fanout, _make_pki, _ours, _TimedWorker, bench_card
 from ledger.decide import LedgerEvent
 from push.channels.base import Channel, ChannelKey, Channels, Push
 from push.channels.relays import (
@@ -207,18 +205,7 @@ async def _seed(db: Path, clients: Sequence[str], service_url: str) -> dict[str,
         run = secrets.token_hex(4)
         numbers: list[str] = []
         for i in range(CARDS):
-            card = Card(
-                number=new_card_number(CARD_PREFIX),
-                program=PROGRAM,
-                account=f"relays-{run}-{i}",
-                serial=new_serial(),
-                auth_token=new_auth_token(),
-                member=Member(name=f"Bench {i}"),
-                tier=TIER,
-                created_at=int(now),
-                modified_at=int(now),
-            )
-            stored, _ = await store.create_card(card)
+            stored, _ = await store.create_card(bench_card(f"relays-{run}-{i}", i, now))
             numbers.append(stored.number)
             for j, client in enumerate(clients):
                 token = secrets.token_hex(32) if client == APPLE else _relay_token()
