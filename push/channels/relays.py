@@ -59,9 +59,10 @@ class RelayChannel(Channel):
     protocol: ClassVar[str]
     max_tokens: int = SMALL_BATCH  # per call; an instance may narrow it (WalletUnion's build)
     # A call not yet full waits this long after the last token queued for it, and at most
-    # linger_max after it started waiting: a few milliseconds on a push, fewer calls in a burst.
-    linger: float = 0.05
-    linger_max: float = 0.5
+    # linger_max after it started waiting: 0.1 s more for a lone push (nobody sees that on a pass),
+    # a burst in full calls even when a busy machine spaces the worker's batches out.
+    linger: float = 0.1
+    linger_max: float = 1.0
     key_required: ClassVar[bool] = True
     key_env: ClassVar[str]  # the variable that configures the key, for the "failed" reason
 
