@@ -124,6 +124,10 @@ class AppToken:
     updated_at: float
 
 
+# Google Wallet callback events kept per object for reads (google_installs); the newest win.
+GOOGLE_EVENTS_KEPT = 100
+
+
 class Store(abc.ABC):
     """Async storage port. Every method is atomic on its own; nothing relies on process memory."""
 
@@ -298,3 +302,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
         """Newest first."""
+
+    # -- Google Wallet callbacks (passes/google/callbacks.py verifies them first) -----------------
+    @abc.abstractmethod
+    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+        """Record a verified save/del callback for the object, once per `nonce`: True when new;
+        a nonce seen before records nothing and returns False (Google retries and duplicates)."""
+
+    @abc.abstractmethod
+    async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
+        """The object's recorded (event, at), newest first, at most `limit`; the store keeps at
+        least the newest GOOGLE_EVENTS_KEPT per object."""

@@ -14,6 +14,8 @@ Key layout (all under `prefix`):
   dead, devlogs, pushes    lists, newest first
   pushed:<serial>          hash: registration field -> last pushed tag
   apptok, cardtoks:<card>  app tokens and each card's set of them
+  gnonce:<nonce>           Google Wallet callback nonce seen (value: the object id), kept for good
+  ginstalls:<object id>    list of [event, at] of that object's callbacks, newest first, bounded
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
 ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
@@ -41,6 +43,7 @@ from store import redis_scripts as lua
 from store.encoding import compact_json
 from store.port import (
     DEFAULT_CLIENT,
+    GOOGLE_EVENTS_KEPT,
     AppToken,
     CardConflict,
     DeadLetter,
@@ -164,6 +167,7 @@ class RedisStore(Store):
                 "APP_TOKENS",
                 "MARK_PUSHED",
                 "COMPLETE_PUSHES",
+                "RECORD_GOOGLE_CALLBACK",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -621,3 +625,16 @@ class RedisStore(Store):
 
     async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
         return await self._newest(self._key("pushes"), limit)
+
+    # -- Google Wallet callbacks -----------------------------------------------------------------
+    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+        added = await self._script(
+            "RECORD_GOOGLE_CALLBACK", nonce, object_id, _dumps([event, at]), str(GOOGLE_EVENTS_KEPT)
+        )
+        # Promised: once Google hears 200 it does not send the callback again.
+        await self._replicated()
+        return int(added) == 1
+
+    async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
+        rows = await self._newest(self._key("ginstalls:", object_id), limit)
+        return [(event, float(at)) for event, at in rows]

@@ -294,3 +294,15 @@ if #records > 0 then
 end
 return 1
 """
+
+# ARGV: prefix, nonce, object id, record json [event, at], keep -> 1 new | 0 nonce seen before
+# A verified Google Wallet callback, once per nonce: the nonce marker (SET NX) and the object's
+# bounded list of records, newest first, in one step.
+RECORD_GOOGLE_CALLBACK = """
+local p = ARGV[1]
+if not redis.call('SET', p .. 'gnonce:' .. ARGV[2], ARGV[3], 'NX') then return 0 end
+local list = p .. 'ginstalls:' .. ARGV[3]
+redis.call('LPUSH', list, ARGV[4])
+redis.call('LTRIM', list, 0, tonumber(ARGV[5]) - 1)
+return 1
+"""

@@ -35,6 +35,7 @@ from ledger.plan import EventCheck, plan_batch
 from store.encoding import compact_json
 from store.port import (
     DEFAULT_CLIENT,
+    GOOGLE_EVENTS_KEPT,
     AppToken,
     CardConflict,
     DeadLetter,
@@ -698,3 +699,28 @@ class SqliteStore(Store):
             lambda conn: conn.execute("SELECT record FROM push_journal ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         )
         return [json.loads(row[0]) for row in rows]
+
+    # -- Google Wallet callbacks -----------------------------------------------------------------
+    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+        # Durable: once Google hears 200 it does not send the callback again.
+        return await self._durable_write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT INTO google_callbacks (nonce, object_id, event, at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (nonce) DO NOTHING",
+                    (nonce, object_id, event, at),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
+        if limit <= 0:
+            return []
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT event, at FROM google_callbacks WHERE object_id = ? ORDER BY rowid DESC LIMIT ?",
+                (object_id, limit),
+            ).fetchall()
+        )
+        return [(event, at) for event, at in rows]

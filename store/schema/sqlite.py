@@ -106,4 +106,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE registrations ADD COLUMN client TEXT NOT NULL DEFAULT 'apple'",
         "ALTER TABLE registrations ADD COLUMN push_service_url TEXT",
     ),
+    # 4: Google Wallet save/del callbacks, one row per nonce (a replayed nonce is ignored);
+    # read per object, newest first (rowid order).
+    (
+        """CREATE TABLE google_callbacks (
+            nonce TEXT PRIMARY KEY,
+            object_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX google_callbacks_object ON google_callbacks (object_id)",
+    ),
 ]
