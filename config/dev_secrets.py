@@ -1,4 +1,5 @@
-"""Dev-only generated secrets (API keys per role, ledger secret), kept in the git-ignored certs folder."""
+"""Dev-only generated secrets (API keys per role, ledger secret, a Google service-account key),
+kept in the git-ignored certs folder."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from config.settings import ROLES, Settings
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from config.google import GoogleSettings, read_service_account
+from config.settings import ROLES, ConfigError, Settings
 
 FILE_NAME = "dev-secrets.json"
+DEV_SERVICE_ACCOUNT_EMAIL = "wallet-dev@dev.iam.gserviceaccount.com"
+# never resolves (RFC 2606 .invalid): dev's token requests, if any were made, go nowhere
+DEV_TOKEN_URI = "https://oauth2.dev.invalid/token"
 
 
 def _generate() -> dict[str, Any]:
@@ -42,9 +50,59 @@ def derive_link_secret(ledger_secret: str) -> str:
     return hmac.new(ledger_secret.encode(), b"wallet-service/pass-links/v1", hashlib.sha256).hexdigest()
 
 
+def _service_account_info() -> dict[str, Any]:
+    """A throw-away key file shaped like the one Google's console downloads (facts §2)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return {
+        "type": "service_account",
+        "project_id": "dev",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem.decode("ascii"),
+        "client_email": DEV_SERVICE_ACCOUNT_EMAIL,
+        "client_id": str(10**20 + secrets.randbelow(9 * 10**20)),
+        "auth_uri": "https://oauth2.dev.invalid/auth",
+        "token_uri": DEV_TOKEN_URI,
+        "universe_domain": "googleapis.com",
+    }
+
+
+def ensure_dev_service_account(path: Path) -> bool:
+    """Write a throw-away service-account key to `path` (0600) unless a file is there already.
+    Returns whether it was created now. Published with a hard link, so a concurrent start never
+    reads a half-written file and never overwrites one."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_service_account_info(), handle, indent=2)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False  # another process made one first: theirs is used
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def with_google(google: GoogleSettings, is_dev: bool) -> GoogleSettings:
+    """Dev with an issuer id but no service-account file yet: generate one and read it back."""
+    if not is_dev or not google.issuer_id or google.service_account is not None:
+        return google
+    ensure_dev_service_account(google.service_account_file)
+    account, problem = read_service_account(google.service_account_file, allow_http=True)
+    if problem:
+        raise ConfigError([problem])
+    return replace(google, service_account=account)
+
+
 def with_secrets(settings: Settings) -> tuple[Settings, dict[str, Any] | None, bool]:
-    """Fill missing dev secrets from the dev-secrets file (created on first start).
-    Returns (settings, dev secrets or None, created now)."""
+    """Fill missing dev secrets from the dev-secrets file (created on first start), and in dev the
+    Google service-account key when none is there yet. Returns (settings, dev secrets or None,
+    dev-secrets file created now)."""
     dev: dict[str, Any] | None = None
     created = False
     api_keys, ledger_secret = settings.api_keys, settings.ledger_secret
@@ -55,5 +113,6 @@ def with_secrets(settings: Settings) -> tuple[Settings, dict[str, Any] | None, b
         if not ledger_secret:
             ledger_secret = dev["ledger_secret"]
     link_secret = settings.link_secret or derive_link_secret(ledger_secret)
-    settings = replace(settings, api_keys=api_keys, ledger_secret=ledger_secret, link_secret=link_secret)
+    google = with_google(settings.google, settings.is_dev)
+    settings = replace(settings, api_keys=api_keys, ledger_secret=ledger_secret, link_secret=link_secret, google=google)
     return settings, dev, created

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from config.google import GoogleSettings, load_google_settings
 from config.relays import RelaySettings, load_relay_settings
 
 ROLES = ("issuer", "marketing", "admin")
@@ -63,6 +64,8 @@ class Settings:
     passkit_register_rate: str = "20/minute"
     # the Android pass apps' relays and card-page links (config/relays.py)
     relays: RelaySettings = field(default_factory=RelaySettings)
+    # Google Wallet: issuer, service account, REST root, save-JWT origins (config/google.py)
+    google: GoogleSettings = field(default_factory=GoogleSettings)
 
     @property
     def is_dev(self) -> bool:
@@ -234,6 +237,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     if not _RATE_RE.fullmatch(register_rate):
         problems.append("WALLET_RATE_PASSKIT_REGISTER must look like 20/minute (per second, minute, hour or day)")
     relays = load_relay_settings(get, env == "dev", problems)
+    certs_dir = Path(get("WALLET_CERTS_DIR", "certs"))
+    google = load_google_settings(get, env == "dev", certs_dir, public_url, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -243,7 +248,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         port=port,
         database_url=database_url,
         public_url=public_url,
-        certs_dir=Path(get("WALLET_CERTS_DIR", "certs")),
+        certs_dir=certs_dir,
         templates_dir=Path(get("WALLET_TEMPLATES_DIR", "pass_templates")),
         pass_type_id=pass_type_id,
         team_id=team_id,
@@ -264,4 +269,5 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         max_connections=max_connections,
         passkit_register_rate=register_rate,
         relays=relays,
+        google=google,
     )

@@ -36,6 +36,8 @@ async def readyz(request: Request) -> Response:
         "store": "ok" if store_ok else "unreachable",
         "certificates": {"problems": list(report.problems), "days_to_expiry": dict(report.expiry)},
         "relays": {"missing_keys": missing},
+        # off = no issuer id configured (prod): no links.google, nothing sent to Google; not a reason to be unready
+        "google": "on" if settings.google.enabled else "off",
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 

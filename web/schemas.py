@@ -304,6 +304,11 @@ READINESS = _fixed(
                     ),
                 }
             ),
+            "google": {
+                "enum": ["on", "off"],
+                "description": "Google Wallet: off when no issuer id is configured (no links.google); "
+                "the service stays ready",
+            },
         }
     ),
 )
