@@ -17,6 +17,7 @@ from service.wiring import open_core
 from store.port import StoreError
 from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, store_error_handler, unexpected_error_handler
+from web.google import RootKeyCache
 from web.metrics import Metrics
 from web.ratelimit import RateLimiter
 from web.routes import ROUTES
@@ -34,6 +35,7 @@ async def build_services(prepared: Prepared) -> Services:
         metrics=Metrics(),
         certs=CertificateWatch(settings, prepared.certs),
         limiter=RateLimiter(settings.database_url, settings.passkit_register_rate),
+        google_keys=RootKeyCache(settings.google.keys_url) if settings.google.enabled else None,
     )
 
 
@@ -52,6 +54,8 @@ def create_app(prepared: Prepared) -> Starlette:
             if worker_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
+            if services.google_keys is not None:
+                await services.google_keys.aclose()
             await services.core.aclose()
 
     return Starlette(

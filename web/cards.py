@@ -9,16 +9,21 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 
 import anyio
+from google.auth.crypt import Signer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from cards.model import Card, Member, last_modified
 from cards.numbers import last4, luhn_valid
+from config.google import GoogleSettings
 from passes.apple.pkpass import RenderedPass
+from passes.google.model import object_class_id, object_id
+from passes.google.save_link import save_jwt, save_url, skinny_payload
 from passes.programs import Program
 from service.cards import IssueError, NewCard
 from web.auth import require_role
@@ -28,7 +33,7 @@ from web.links import link_valid, sign_link
 from web.models import NEW_CARD
 from web.services import Services
 from web.validation import invalid
-from web.wallet_apps import app_buttons, platform_of
+from web.wallet_apps import app_buttons, google_button, platform_of
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +48,62 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=4096)
+def _signed_save_jwt(
+    signer: Signer, email: str, origins: tuple[str, ...], object_ref: str, class_ref: str, iat: int
+) -> str:
+    # same claims, same JWT (RS256 is deterministic): a card's link is signed once per process, not
+    # on every GET (keyed by the signer object, so a reloaded key signs afresh)
+    return save_jwt(signer, email, origins, skinny_payload(object_ref, class_ref), iat)
+
+
+def google_link(google: GoogleSettings, program: Program | None, card: Card) -> str | None:
+    """The card's "Save to Google Wallet" URL, or None when Google Wallet is off (or the card's
+    program is no longer loaded).
+
+    Always the skinny form (facts/google-wallet.md §1.1): with the class and object inline, the
+    shipped coffee template gives a JWT of about 16 000 characters, far over the 1 800 a link may
+    safely have (passes/google/save_link.py choose_form picks the skinny one; tests check that it
+    still does), so signing the full one on every answer only to drop it would be waste. The object
+    (and its class) are inserted over REST by the outbox when the card is issued, before anyone can
+    follow the link. The class is the one of the card's tier (passes/google/model.py).
+
+    Deterministic per card: `iat` is the card's `created_at`, not the time of the answer, and the
+    other claims (issuer e-mail, origins, object and class ids) are fixed for the card's tier, so
+    the link does not change from one GET to the next and answers stay cacheable. Google's Jwt
+    reference marks `iat` required; the facts record no maximum age for it (UNCONFIRMED either
+    way). A re-issued JWT changes nothing for an existing object anyway (facts §1.1), so nothing is
+    gained by a fresh one.
+    """
+    account = google.service_account
+    if not google.enabled or account is None or program is None:
+        return None
+    signed = _signed_save_jwt(
+        account.signer,
+        account.client_email,
+        tuple(google.origins),
+        object_id(google.issuer_id, card),
+        object_class_id(program, card, google.issuer_id),
+        int(card.created_at),
+    )
+    return save_url(signed)
+
+
 def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
+    """`apple` and `page` (signed, expiring), and `google` while Google Wallet is on."""
     settings = services.settings
     expires = int(now) + settings.link_ttl_seconds
     base = settings.public_url
     apple = sign_link(settings.link_secret, "pkpass", card.serial, expires)
     page = sign_link(settings.link_secret, "page", card.serial, expires)
-    return {
+    links = {
         "apple": f"{base}/v1/passes/{card.serial}.pkpass?{apple}",
         "page": f"{base}/c/{card.serial}?{page}",
     }
+    google = google_link(settings.google, services.programs.get(card.program), card)
+    if google is not None:
+        links["google"] = google
+    return links
 
 
 def card_state(services: Services, card: Card, devices: Mapping[str, int], now: float) -> dict[str, Any]:
@@ -203,11 +254,17 @@ async def card_page(request: Request) -> Response:
     # the apps fetch the pass themselves: they need an absolute URL (urljoin keeps one that is already)
     pkpass_url = urljoin(services.settings.public_url.rstrip("/") + "/", links["apple"])
     apps = [] if platform == "ios" else app_buttons(pkpass_url, services.settings.relays.app_links)
+    # Google Wallet for Android and desktop visitors while it is on; iOS keeps Apple Wallet alone
+    google = links.get("google") if platform != "ios" else None
     wallet = []
     if platform == "android":
+        if google:
+            wallet.append(google_button(google, card.locale))
         wallet.append(f'<a class="button" id="pkpass" href="{esc(pkpass_url)}">Download the card (.pkpass)</a>')
     else:
         wallet.append(f'<a class="button" id="apple" href="{esc(pkpass_url)}">Add to Apple Wallet</a>')
+        if google:
+            wallet.append(google_button(google, card.locale))
     if apps:
         wallet.append('<div class="apps" id="apps"><p>Android: save the card in a pass app</p>')
         wallet.extend(button.html() for button in apps)

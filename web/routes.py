@@ -6,7 +6,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from web import admin, cards, ledger, ops, passkit, schemas
+from web import admin, assets, cards, ledger, ops, passkit, schemas
+from web.google import (
+    CALLBACK,
+    CALLBACK_RESULT,
+    GOOGLE_WALLET_OFF,
+    INVALID_CALLBACK,
+    KEYS_UNAVAILABLE,
+    UNVERIFIED_CALLBACK,
+    google_callback,
+)
 from web.models import NEW_CARD
 from web.routing import APPLE_PASS, LEDGER_SIGNATURE, ApiRoute, Operation, Param, Reply, bearer
 
@@ -99,6 +108,39 @@ API_ROUTES: list[ApiRoute] = [
             {200: Reply("the page", media_type="text/html")},
             params=_SIGNED_LINK,
             errors=_LINK_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/assets/{program}/{name}.png",
+        assets.program_asset,
+        method="GET",
+        operation=Operation(
+            "A pass image of a program (public: Google Wallet fetches the class's logo from here)",
+            {
+                200: Reply(
+                    "the image, from the program's template",
+                    media_type=assets.PNG_TYPE,
+                    headers={"Cache-Control": assets.CACHE_CONTROL, "ETag": "the image's digest"},
+                ),
+                304: Reply(
+                    "not modified since If-None-Match",
+                    media_type=None,
+                    headers={"Cache-Control": assets.CACHE_CONTROL, "ETag": "the image's digest"},
+                ),
+            },
+            description="Only the images the program's template has (`logo`, `icon`, `strip`, each also "
+            "`@2x` and `@3x`); any other name is 404. No listing.",
+            params=(
+                Param("program", {"pattern": "^[a-z][a-z0-9_-]*$"}, "path", description="the program's key"),
+                Param(
+                    "name",
+                    {"pattern": "^[a-z][a-z0-9_-]*(@[23]x)?$"},
+                    "path",
+                    description="the image's name without `.png`, e.g. `logo@3x`",
+                ),
+                Param("If-None-Match", {"type": "string"}, "header"),
+            ),
+            errors={404: ("unknown_program", "unknown_asset")},
         ),
     ),
     ApiRoute(
@@ -238,6 +280,26 @@ API_ROUTES: list[ApiRoute] = [
             {200: Reply("kept", media_type=None)},
             body=schemas.DEVICE_LOG,
             body_errors=("invalid_field",),
+        ),
+    ),
+    ApiRoute(
+        "/google/callbacks",
+        google_callback,
+        method="POST",
+        operation=Operation(
+            "Google Wallet save/delete callbacks (ECv2SigningOnly, verified before anything is recorded)",
+            {200: Reply("recorded, or a nonce recorded before (nothing new is)", CALLBACK_RESULT)},
+            description="Verified against Google's root keys (WALLET_GOOGLE_KEYS_URL, cached until they expire), "
+            "with sender id WALLET_GOOGLE_SENDER_ID and this service's issuer id; each `nonce` is recorded once. "
+            "Anything unverified is refused (400/401) and nothing is recorded; while the root keys cannot be "
+            "fetched the answer is 503 with Retry-After (Google retries).",
+            body=CALLBACK,
+            body_errors=(INVALID_CALLBACK,),
+            errors={
+                401: (UNVERIFIED_CALLBACK,),
+                404: (GOOGLE_WALLET_OFF,),
+                503: (KEYS_UNAVAILABLE,),
+            },
         ),
     ),
     ApiRoute(

@@ -109,6 +109,12 @@ ERROR_CODES: dict[str, str] = {
     "invalid_link": "the signed link is invalid or has expired (an unknown serial looks the same)",
     "account_in_other_program": "this account already has a card in another program",
     "unavailable": "no card number could be allocated; try again",
+    "unknown_asset": "the program has no such image",
+    "invalid_callback": "the body is not a Google Wallet callback (ECv2SigningOnly JSON); the message names the reason",
+    "unverified_callback": "the callback does not verify for this issuer now (signature, intermediate key expiry, "
+    "sender id, issuer id or message expiry); the message names the reason",
+    "google_wallet_off": "Google Wallet is off on this service (no issuer configured)",
+    "keys_unavailable": "Google's root signing keys cannot be fetched now; retry after Retry-After seconds",
 }
 
 

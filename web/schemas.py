@@ -58,7 +58,15 @@ _LINKS = _object(
     {
         "apple": _URI | {"description": "signed, expiring .pkpass download"},
         "page": _URI | {"description": "signed, expiring card page"},
-    }
+        "google": _URI
+        | {
+            "pattern": "^https://pay\\.google\\.com/gp/v/save/[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
+            "description": "Save to Google Wallet (`https://pay.google.com/gp/v/save/<jwt>`, the skinny JWT "
+            "naming the card's object and class); the same link on every answer for the card while its tier "
+            "stays. Only while Google Wallet is on (WALLET_GOOGLE_ISSUER_ID set)",
+        },
+    },
+    required=["apple", "page"],
 )
 
 CARD_ISSUED = _fixed("CardIssued", _object({"card": _STRING, "serial": _STRING, "links": _LINKS}))

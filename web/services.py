@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.requests import Request
@@ -22,6 +23,9 @@ from service.wiring import Core
 from store.port import Store
 from web.metrics import Metrics
 from web.ratelimit import RateLimiter
+
+if TYPE_CHECKING:  # web/google.py imports this module
+    from web.google import RootKeyCache
 
 _CERT_RECHECK_SECONDS = 60.0
 
@@ -56,6 +60,8 @@ class Services:
     metrics: Metrics
     certs: CertificateWatch
     limiter: RateLimiter
+    # Google's callback root keys (web/google.py); None while Google Wallet is off
+    google_keys: RootKeyCache | None = None
 
     @property
     def settings(self) -> Settings:

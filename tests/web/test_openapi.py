@@ -398,6 +398,8 @@ SAMPLE_PATH_VALUES = {
     "deviceLibraryIdentifier": "dev1",
     "passTypeIdentifier": PASS_TYPE_ID,
     "serialNumber": "serial1",
+    "program": "coffee",
+    "name": "logo",
 }
 
 
