@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from push.batch import Batch, EntryState
-from push.kinds import app_alert, pass_update
+from push.kinds import app_alert, google_object, pass_update
 from push.kinds.app_alert import AppAlert
 from push.kinds.base import Message, MessageError
+from push.kinds.google_object import GoogleObject
 from push.kinds.pass_update import PassUpdate
 from store.port import NewEntry
 
-__all__ = ["KINDS", "AppAlert", "Kind", "Message", "MessageError", "PassUpdate", "decode", "entry"]
+__all__ = ["KINDS", "AppAlert", "GoogleObject", "Kind", "Message", "MessageError", "PassUpdate", "decode", "entry"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     PassUpdate.KIND: Kind(PassUpdate.from_fields, pass_update.handle),
     AppAlert.KIND: Kind(AppAlert.from_fields, app_alert.handle),
+    GoogleObject.KIND: Kind(GoogleObject.from_fields, google_object.handle),
 }
 
 

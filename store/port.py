@@ -128,6 +128,43 @@ class AppToken:
 GOOGLE_EVENTS_KEPT = 100
 
 
+# Google Wallet notify-message times kept per object (the channel needs the last 24 h: 3 a day).
+GOOGLE_NOTIFIED_KEPT = 10
+
+
+@dataclass(frozen=True)
+class GoogleState:
+    """What was last synced to a card's Google Wallet object (push/channels/google.py): the card
+    `version` it showed, its `balance` and `tier` then, a hash of the last message added (None:
+    none yet), and when TEXT_AND_NOTIFY messages were added in the last 24 h (oldest first,
+    bounded by GOOGLE_NOTIFIED_KEPT). No personal data: the message is kept only as a hash."""
+
+    version: int
+    balance: int
+    tier: str
+    message_hash: str | None = None
+    notified: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "balance": self.balance,
+            "tier": self.tier,
+            "message_hash": self.message_hash,
+            "notified": list(self.notified[-GOOGLE_NOTIFIED_KEPT:]),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GoogleState:
+        return cls(
+            version=int(data["version"]),
+            balance=int(data["balance"]),
+            tier=str(data["tier"]),
+            message_hash=data.get("message_hash"),
+            notified=tuple(float(t) for t in data.get("notified") or ())[-GOOGLE_NOTIFIED_KEPT:],
+        )
+
+
 class Store(abc.ABC):
     """Async storage port. Every method is atomic on its own; nothing relies on process memory."""
 
@@ -313,3 +350,13 @@ class Store(abc.ABC):
     async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
         """The object's recorded (event, at), newest first, at most `limit`; the store keeps at
         least the newest GOOGLE_EVENTS_KEPT per object."""
+
+    # -- Google Wallet sync bookkeeping (push/channels/google.py) ---------------------------------
+    @abc.abstractmethod
+    async def get_google_state(self, serial: str) -> GoogleState | None:
+        """What was last synced to the card's Google Wallet object, None if nothing yet."""
+
+    @abc.abstractmethod
+    async def put_google_state(self, serial: str, state: GoogleState) -> bool:
+        """Store `state` unless the stored one has a higher `version` (two workers never regress
+        it; an equal version replaces it). True when written. `notified` is kept bounded."""

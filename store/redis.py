@@ -16,6 +16,7 @@ Key layout (all under `prefix`):
   apptok, cardtoks:<card>  app tokens and each card's set of them
   gnonce:<nonce>           Google Wallet callback nonce seen (value: the object id), kept for good
   ginstalls:<object id>    list of [event, at] of that object's callbacks, newest first, bounded
+  gstate:<serial>          hash: version, data (GoogleState JSON): last synced to the Google object
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
 ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
@@ -49,6 +50,7 @@ from store.port import (
     DeadLetter,
     DeviceTarget,
     Fanout,
+    GoogleState,
     LedgerResult,
     NewEntry,
     OutboxEntry,
@@ -168,6 +170,7 @@ class RedisStore(Store):
                 "MARK_PUSHED",
                 "COMPLETE_PUSHES",
                 "RECORD_GOOGLE_CALLBACK",
+                "PUT_GOOGLE_STATE",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -638,3 +641,12 @@ class RedisStore(Store):
     async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
         rows = await self._newest(self._key("ginstalls:", object_id), limit)
         return [(event, float(at)) for event, at in rows]
+
+    # -- Google Wallet sync bookkeeping ------------------------------------------------------------
+    async def get_google_state(self, serial: str) -> GoogleState | None:
+        data = await self.client.hget(self._key("gstate:", serial), "data")
+        return None if data is None else GoogleState.from_dict(json.loads(_text(data)))
+
+    async def put_google_state(self, serial: str, state: GoogleState) -> bool:
+        written = await self._script("PUT_GOOGLE_STATE", serial, str(state.version), _dumps(state.to_dict()))
+        return int(written) == 1

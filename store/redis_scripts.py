@@ -306,3 +306,13 @@ redis.call('LPUSH', list, ARGV[4])
 redis.call('LTRIM', list, 0, tonumber(ARGV[5]) - 1)
 return 1
 """
+
+# ARGV: prefix, serial, version, state json -> 1 written | 0 a higher version is stored
+# Google Wallet sync bookkeeping, put-if-newer: hash gstate:<serial> {version, data}.
+PUT_GOOGLE_STATE = """
+local key = ARGV[1] .. 'gstate:' .. ARGV[2]
+local stored = redis.call('HGET', key, 'version')
+if stored and tonumber(stored) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', key, 'version', ARGV[3], 'data', ARGV[4])
+return 1
+"""

@@ -41,6 +41,7 @@ from store.port import (
     DeadLetter,
     DeviceTarget,
     Fanout,
+    GoogleState,
     LedgerResult,
     NewEntry,
     OutboxEntry,
@@ -724,3 +725,24 @@ class SqliteStore(Store):
             ).fetchall()
         )
         return [(event, at) for event, at in rows]
+
+    # -- Google Wallet sync bookkeeping ------------------------------------------------------------
+    async def get_google_state(self, serial: str) -> GoogleState | None:
+        row = await self._read(
+            lambda conn: conn.execute("SELECT data FROM google_state WHERE serial = ?", (serial,)).fetchone()
+        )
+        return None if row is None else GoogleState.from_dict(json.loads(row[0]))
+
+    async def put_google_state(self, serial: str, state: GoogleState) -> bool:
+        data = _dumps(state.to_dict())
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT INTO google_state (serial, version, data) VALUES (?, ?, ?)"
+                    " ON CONFLICT (serial) DO UPDATE SET version = excluded.version, data = excluded.data"
+                    " WHERE excluded.version >= google_state.version",
+                    (serial, state.version, data),
+                ).rowcount
+                > 0
+            )
+        )

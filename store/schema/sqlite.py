@@ -117,4 +117,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX google_callbacks_object ON google_callbacks (object_id)",
     ),
+    # 5: what was last synced to each card's Google Wallet object (push/channels/google.py);
+    # `version` beside the JSON for the put-if-newer comparison.
+    (
+        """CREATE TABLE google_state (
+            serial TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 ]
