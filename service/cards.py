@@ -7,6 +7,7 @@ so a collision is drawn again rather than reported.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from cards.model import Card, Member
 from cards.numbers import last4, new_auth_token, new_card_number, new_serial
 from passes.programs import Program
+from push.kinds.google_object import GoogleObject
+from push.messages import entry
 from store.port import CardConflict, Store
 
 log = logging.getLogger(__name__)
@@ -49,9 +52,20 @@ class Issued:
 
 
 class CardIssuer:
-    def __init__(self, store: Store, programs: Mapping[str, Program]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        programs: Mapping[str, Program],
+        *,
+        google: bool = False,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
         self.store = store
         self.programs = programs
+        # With Google Wallet on, a card's object is inserted through the outbox as it is issued:
+        # the save link names it (skinny form), so it must exist before anyone follows the link.
+        self.google = google
+        self.wakeup = wakeup
 
     def program(self, name: str) -> Program:
         program = self.programs.get(name)
@@ -90,5 +104,11 @@ class CardIssuer:
                 continue  # a random number or serial collided: draw again
             if created:
                 log.info("issued card *%s in %s", last4(stored.number), stored.program)
+            if self.google:
+                # again for an existing card too: coalesced if one waits, and it repairs a crash
+                # between the card's commit and this one
+                await self.store.enqueue([entry(GoogleObject(stored.serial))], now)
+                if self.wakeup is not None:
+                    self.wakeup.set()
             return Issued(stored, created)
         raise IssueError("unavailable", "could not allocate a card number, try again")

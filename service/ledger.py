@@ -17,6 +17,7 @@ from ledger.decide import LedgerEvent, Outcome
 from ledger.events import EventError, event_id, parse_event
 from ledger.plan import EventCheck
 from passes.programs import Program
+from push.kinds.google_object import GoogleObject
 from push.messages import PassUpdate, entry
 from store.port import LedgerResult, NewEntry, Store
 
@@ -41,17 +42,23 @@ class LedgerIntake:
         programs: Mapping[str, Program],
         pass_type_id: str,
         wakeup: asyncio.Event | None = None,
+        *,
+        google: bool = False,
     ) -> None:
         self.store = store
         self.pass_type_id = pass_type_id
         self.wakeup = wakeup
+        self.google = google  # each changed card's Google Wallet object is patched too
         self._tiers = {name: frozenset(program.tier_keys) for name, program in programs.items()}
         self._all_tiers: frozenset[str] = frozenset().union(*self._tiers.values())
         # With one tier set for all programs, a tier valid anywhere is valid for every card.
         self._per_program = len(set(self._tiers.values())) > 1
 
     def fanout(self, card: Card) -> Sequence[NewEntry]:
-        """The outbox work of one changed card: its pass, whoever holds it."""
+        """The outbox work of one changed card: its pass, whoever holds it, and its Google Wallet
+        object when Google Wallet is on."""
+        if self.google:
+            return (entry(PassUpdate(self.pass_type_id, card.serial)), entry(GoogleObject(card.serial)))
         return (entry(PassUpdate(self.pass_type_id, card.serial)),)
 
     def _check(self, event: LedgerEvent, card: Card) -> str | None:

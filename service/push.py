@@ -4,19 +4,24 @@ web process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import serialization
 
+from config.dev_secrets import DEV_TOKEN_URI
 from config.settings import Settings
 from passes.apple.certs import load_signing_material
+from passes.programs import Program, load_programs
 from push.channels.apns.sender import ApnsChannel
 from push.channels.base import ANY, Channel, ChannelKey, Channels, PassPush
 from push.channels.dryrun import DryRunChannel
+from push.channels.google import GoogleWalletChannel
 from push.channels.relays import (
     Pass2UChannel,
     PassHubChannel,
@@ -25,8 +30,10 @@ from push.channels.relays import (
     WalletUnionChannel,
 )
 from push.clients import PASS2U, PASSHUB, PASSWALLET, RELAY_CLIENTS, WALLETPASSES, WALLETUNION_FCM, WALLETUNION_HMS
+from push.kinds.google_object import GOOGLE
 from push.results import PushResult, token_hint
 from push.worker import APPLE, JOURNAL_KEEP, Worker
+from service.google import ensure_classes, google_channel
 from store.factory import open_store
 from store.port import Store
 
@@ -90,25 +97,43 @@ def relay_channels(settings: Settings) -> dict[ChannelKey, Channel]:
     }
 
 
-def build_channels(settings: Settings) -> Channels:
+def build_channels(
+    settings: Settings, store: Store | None = None, programs: Mapping[str, Program] | None = None
+) -> Channels:
     """Where each kind of push goes. Companion-app alerts have no channel until their settings
-    exist (the geo issue); the worker dead-letters them, visibly, meanwhile."""
+    exist (the geo issue); the worker dead-letters them, visibly, meanwhile. Google Wallet objects
+    go out when Google Wallet is on and the store and programs are given (the channel keeps what
+    it synced in the store)."""
     if settings.push_dry_run:
         dry = DryRunChannel()
         routes: dict[ChannelKey, Channel] = {(APPLE, settings.pass_type_id): dry}
-        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, "app:android", "app:ios")})
+        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, GOOGLE, "app:android", "app:ios")})
         return Channels(routes)
-    return Channels({(APPLE, settings.pass_type_id): apns_channel(settings), **relay_channels(settings)})
+    routes = {(APPLE, settings.pass_type_id): apns_channel(settings), **relay_channels(settings)}
+    account = settings.google.service_account
+    if account is not None and account.token_uri == DEV_TOKEN_URI:
+        # dev's generated key reaches no Google: its object updates are recorded as a dry run
+        routes[(GOOGLE, ANY)] = DryRunChannel("google_dry_run")
+    elif store is not None and programs is not None:
+        google = google_channel(settings, programs, store)
+        if google is not None:
+            routes[(GOOGLE, ANY)] = google
+    return Channels(routes)
 
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None = None) -> Worker:
+def build_worker(
+    settings: Settings,
+    store: Store,
+    wakeup: asyncio.Event | None = None,
+    programs: Mapping[str, Program] | None = None,
+) -> Worker:
     return Worker(
         store,
-        channels=build_channels(settings),
+        channels=build_channels(settings, store, programs),
         consumer=consumer_name(),
         lease_seconds=settings.worker_lease_seconds,
         concurrency=settings.worker_concurrency,
@@ -116,11 +141,23 @@ def build_worker(settings: Settings, store: Store, wakeup: asyncio.Event | None 
     )
 
 
-async def run_worker(worker: Worker, stop: asyncio.Event) -> None:
-    """Deliver until `stop`, then close the worker's channels."""
+async def run_worker(
+    worker: Worker, stop: asyncio.Event, settings: Settings | None = None, programs: Mapping[str, Program] | None = None
+) -> None:
+    """Deliver until `stop`, then close the worker's channels. With settings and programs, the
+    Google Wallet classes are ensured beside it (inserted, or patched when the template changed):
+    a slow or unreachable Google must not hold back the other channels' pushes."""
+    ensuring: asyncio.Task[int] | None = None
+    google = worker.channels.get(GOOGLE, ANY)
+    if isinstance(google, GoogleWalletChannel) and settings is not None and programs is not None:
+        ensuring = asyncio.create_task(ensure_classes(google, settings, programs), name="google-classes")
     try:
         await worker.run_forever(stop)
     finally:
+        if ensuring is not None:
+            ensuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ensuring
         await worker.close()
 
 
@@ -131,12 +168,13 @@ async def run_standalone_worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = build_worker(settings, store)
+    programs = load_programs(settings.templates_dir)
+    worker = build_worker(settings, store, programs=programs)
     log.info(
         "push worker %s started (%s)", worker.consumer, "dry run" if settings.push_dry_run else settings.apns_endpoint
     )
     try:
-        await run_worker(worker, stop)
+        await run_worker(worker, stop, settings, programs)
     finally:
         await store.close()
     return 0

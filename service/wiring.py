@@ -53,8 +53,8 @@ async def open_core(settings: Settings, *, with_worker: bool = False) -> Core:
         store=store,
         programs=programs,
         factory=factory,
-        cards=CardIssuer(store, programs),
-        ledger=LedgerIntake(store, programs, settings.pass_type_id, wakeup),
+        cards=CardIssuer(store, programs, google=settings.google.enabled, wakeup=wakeup),
+        ledger=LedgerIntake(store, programs, settings.pass_type_id, wakeup, google=settings.google.enabled),
         outbox_wakeup=wakeup,
-        worker=build_worker(settings, store, wakeup) if with_worker else None,
+        worker=build_worker(settings, store, wakeup, programs) if with_worker else None,
     )

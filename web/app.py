@@ -46,7 +46,11 @@ def create_app(prepared: Prepared) -> Starlette:
         app.state.services = services
         stop = asyncio.Event()
         worker = services.worker
-        worker_task = asyncio.create_task(run_worker(worker, stop), name="push-worker") if worker else None
+        worker_task = (
+            asyncio.create_task(run_worker(worker, stop, services.settings, services.programs), name="push-worker")
+            if worker
+            else None
+        )
         try:
             yield
         finally:

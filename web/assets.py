@@ -7,45 +7,23 @@ read at load (passes/programs.py): the name is looked up among them, never joine
 nothing else of the template folder (program.json, pass.strings) or of the disk can be reached,
 and there is no directory listing.
 
-`program_logo_url` / `program_hero_url` are pure: whoever builds the classes (service/google.py)
-passes their result as `logo_url` / `hero_url` to passes/google/model.py.
+The URLs themselves are built by passes/assets.py (pure; service/google.py uses them for the classes).
 """
 
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from passes.programs import Program, image_file_name
+from passes.programs import Program
 from web.errors import ApiError
 
 PNG_TYPE: Final = "image/png"
-# The largest scale of each image (templates must have @1x, @2x and @3x): Google scales down itself.
-LOGO_NAME: Final = image_file_name("logo", 3)[: -len(".png")]
-HERO_NAME: Final = image_file_name("strip", 3)[: -len(".png")]
 # A month: the URL does not change when the template's image does (a deploy), so not "immutable";
 # the ETag lets a cache revalidate cheaply after that.
 CACHE_CONTROL: Final = "public, max-age=2592000"
-
-
-def asset_url(public_url: str, program: Program | str, name: str) -> str:
-    """The absolute URL of image `name` (without `.png`) of `program` under WALLET_PUBLIC_URL."""
-    key = program.program if isinstance(program, Program) else program
-    base = public_url.rstrip("/")
-    return f"{base}/assets/{quote(key, safe='')}/{quote(name, safe='@')}.png"
-
-
-def program_logo_url(public_url: str, program: Program | str) -> str:
-    """The program's logo (`logo@3x.png`), for the LoyaltyClass's `programLogo` (`logo_url`)."""
-    return asset_url(public_url, program, LOGO_NAME)
-
-
-def program_hero_url(public_url: str, program: Program | str) -> str:
-    """The program's strip image (`strip@3x.png`), for the LoyaltyClass's `heroImage` (`hero_url`)."""
-    return asset_url(public_url, program, HERO_NAME)
 
 
 def asset_names(program: Program) -> tuple[str, ...]:

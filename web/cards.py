@@ -18,6 +18,7 @@ from google.auth.crypt import Signer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from cards.links import link_valid, sign_link
 from cards.model import Card, Member, last_modified
 from cards.numbers import last4, luhn_valid
 from config.google import GoogleSettings
@@ -29,7 +30,6 @@ from service.cards import IssueError, NewCard
 from web.auth import require_role
 from web.body import read_json_object
 from web.errors import ApiError
-from web.links import link_valid, sign_link
 from web.models import NEW_CARD
 from web.services import Services
 from web.validation import invalid

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cards.links import link_valid, sign_link
 from config.settings import ConfigError, load_settings, read_dotenv
-from web.links import link_valid, sign_link
 
 
 def test_defaults_in_dev():

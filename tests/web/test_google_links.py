@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cards.model import Card, Member
 from config.dev_secrets import ensure_dev_service_account
 from config.google import DEV_ISSUER_ID, SERVICE_ACCOUNT_FILE, GoogleSettings, read_service_account
+from passes.assets import program_hero_url, program_logo_url
 from passes.google.model import class_id, loyalty_class, loyalty_object
 from passes.google.save_link import SAVE_URL_PREFIX, choose_form, full_payload, save_jwt, skinny_payload
 from passes.programs import Program, load_programs
@@ -28,7 +29,7 @@ from tests.unit.test_wallet_apps import DESKTOP_CHROME_UA, IPHONE_SAFARI_UA
 from tests.web.conftest import ROOT, LiveServer
 from tests.web.test_card_page_apps import ANDROID_CHROME_UA, anchors, no_scripts, page_for
 from tests.web.test_openapi import check_answer
-from web.assets import CACHE_CONTROL, asset_names, program_hero_url, program_logo_url
+from web.assets import CACHE_CONTROL, asset_names
 from web.cards import google_link
 from web.wallet_apps import GOOGLE_BUTTON_TEXT, google_button_text
 
