@@ -240,6 +240,14 @@ class GoogleWalletChannel(Channel):
             return
         if not result.ok:
             raise _Outcome(_push_result(result, "patch"))
+        await self._note_users(object_id, result.body)
+
+    async def _note_users(self, object_id: str, resource: Any) -> None:
+        """A save recorded from the object itself: Google's answer carries `hasUsers`, which stays
+        true whether or not its save callback reached us (callbacks stop with a changed callback
+        URL or an outage). Recorded once per object, like a callback's nonce."""
+        if isinstance(resource, dict) and resource.get("hasUsers") is True:
+            await self.store.record_google_callback(f"hasUsers:{object_id}", object_id, "save", self.clock())
 
     async def _reinsert(self, body: dict[str, Any], class_body: dict[str, Any]) -> None:
         """The object (and, when Google lacks it too, its class) inserted again from the card."""

@@ -481,3 +481,20 @@ async def test_an_older_patch_landing_after_a_newer_one_is_followed_by_the_lates
     assert [m["body"] for m in shown["messages"]] == ["two"]
     state = await store.get_google_state(card.serial)
     assert state is not None and state.version == 2 and state.message_hash == message_hash("two")
+
+
+async def test_has_users_in_a_patch_answer_records_the_save_once_where_callbacks_stopped(
+    store: Store, client: GoogleWalletClient, channel: GoogleWalletChannel, wallet: FakeGoogleWalletServer, coffee
+) -> None:
+    card = await saved(store, client, coffee)
+    now = time.time()
+    worker = make_worker(store, channel)
+    await change(store, card, 1, 200, now, message=None)
+    await worker.run_until_idle(now)
+    assert await store.google_installs(oid(card)) == []  # nobody saved it yet
+    wallet.set_has_users(oid(card))  # saved, and no callback came
+    for version, balance in ((2, 300), (3, 400)):
+        await change(store, card, version, balance, now, message=None)
+        await worker.run_until_idle(now)
+    installs = await store.google_installs(oid(card))
+    assert [event for event, _ in installs] == ["save"]
