@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -27,13 +26,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.loopback import LoopbackServer
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Google documents the grant assertion's `aud` as always this URL, and google-auth 2.x sends it
@@ -140,16 +140,14 @@ def _error(status: int, message: str, error_code: str | None = None, **extra: An
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class FakeFcmServer:
+class FakeFcmServer(LoopbackServer):
     """FCM v1 + OAuth token endpoint on 127.0.0.1:<ephemeral>, in a background thread."""
 
+    thread_name = "fake-fcm"
+
     def __init__(self, host: str = "127.0.0.1", token_ttl: int = 3600) -> None:
-        self.host = host
+        super().__init__(host)
         self.token_ttl = token_ttl
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
-        self.port: int = self._sock.getsockname()[1]
         self.requests: list[FcmRequest] = []
         self.token_requests: list[TokenRequest] = []
         self._accounts: dict[str, _Account] = {}
@@ -157,8 +155,6 @@ class FakeFcmServer:
         self._scripts: dict[str, deque[FcmReply]] = {}
         self._always: dict[str, FcmReply] = {}
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[
                 Route("/token", self._token, methods=["POST"]),
@@ -224,31 +220,6 @@ class FakeFcmServer:
         return [r for r in self.requests if r.token == token]
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="fake-fcm"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake FCM server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeFcmServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- endpoints ---------------------------------------------------------------------------
     async def _token(self, request: Request) -> JSONResponse:

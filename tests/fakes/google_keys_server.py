@@ -14,27 +14,24 @@ set) with `Cache-Control: public, max-age=<n>`, and counts the requests it gets.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
 import anyio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.loopback import LoopbackServer
+
 PATH = "/gp/m/issuer/keys"
 
 
-class FakeGoogleKeysServer:
+class FakeGoogleKeysServer(LoopbackServer):
+    thread_name = "fake-google-keys"
+
     def __init__(self, body: bytes, *, max_age: int | None = 3600, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
-        self.port: int = self._sock.getsockname()[1]
+        super().__init__(host)
         self._lock = threading.Lock()
         self._body = body
         self.max_age = max_age  # None: no Cache-Control header
@@ -43,8 +40,6 @@ class FakeGoogleKeysServer:
         self._requests = 0
         self._in_flight = 0
         self.max_in_flight = 0  # the most requests ever answered at once
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[Route(PATH, self._keys, methods=["GET"])])
 
     # -- configuration and observation -----------------------------------------------------------
@@ -67,31 +62,6 @@ class FakeGoogleKeysServer:
             self._fail_status = status
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="fake-google-keys"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Google keys server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeGoogleKeysServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the endpoint ----------------------------------------------------------------------------
     async def _keys(self, request: Request) -> Response:

@@ -31,7 +31,6 @@ import copy
 import fnmatch
 import json
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -40,13 +39,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.loopback import LoopbackServer
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 WALLET_SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
@@ -200,11 +200,13 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
-class FakeGoogleWalletServer:
+class FakeGoogleWalletServer(LoopbackServer):
     """Wallet REST API + OAuth token endpoint on 127.0.0.1:<ephemeral>, in a background thread."""
 
+    thread_name = "fake-google-wallet"
+
     def __init__(self, host: str = "127.0.0.1", token_ttl: int = 3600, notify_quota: int | None = 3) -> None:
-        self.host = host
+        super().__init__(host)
         self.token_ttl = token_ttl
         self.notify_quota = notify_quota
         self.require_class = True  # an object insert naming an unknown class: 404, like Google
@@ -218,12 +220,6 @@ class FakeGoogleWalletServer:
         self._scripts: list[tuple[str, str, deque[WalletReply]]] = []
         self._always: list[tuple[str, str, WalletReply]] = []
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
-        self.port: int = self._sock.getsockname()[1]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         routes = [Route("/token", self._token, methods=["POST"])]
         for kind in ("loyaltyClass", "loyaltyObject"):
             routes += [
@@ -287,31 +283,6 @@ class FakeGoogleWalletServer:
             return list(self._tokens)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="fake-google-wallet"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Google Wallet server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeGoogleWalletServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- OAuth token endpoint ----------------------------------------------------------------
     async def _token(self, request: Request) -> JSONResponse:

@@ -12,18 +12,17 @@ replies (`script(protocol, Reply(429, {"Retry-After": "30"}))`), a lower `limits
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.loopback import LoopbackServer
 
 PATHS = {
     "walletunion": "/walletunion/send",
@@ -53,9 +52,11 @@ class RelayCall:
     status: int
 
 
-class FakeRelayServer:
+class FakeRelayServer(LoopbackServer):
+    thread_name = "fake-relays"
+
     def __init__(self, keys: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
-        self.host = host
+        super().__init__(host)
         self.keys = dict(keys or {})  # protocol -> the key it requires (absent: no key checked)
         self.limits = dict(LIMITS)
         self.unknown: set[str] = set()
@@ -64,12 +65,6 @@ class FakeRelayServer:
         self.calls: list[RelayCall] = []
         self._scripts: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
-        self.port: int = self._sock.getsockname()[1]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[
                 Route(path, self._endpoint(protocol), methods=["POST"], name=protocol)
@@ -98,31 +93,6 @@ class FakeRelayServer:
         return [c for c in self.calls if c.protocol == protocol]
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="fake-relays"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake relay server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeRelayServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the relays --------------------------------------------------------------------------
     def _key_ok(self, protocol: str, headers: dict[str, str]) -> bool:
