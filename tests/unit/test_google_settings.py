@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import jsonschema
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from config.dev_secrets import DEV_SERVICE_ACCOUNT_EMAIL, ensure_dev_service_account, with_secrets
 from config.google import (
@@ -29,9 +24,9 @@ from config.google import (
     load_google_settings,
     read_service_account,
 )
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import ConfigError, load_settings
 from config.startup import prepare
-from web import ops, schemas
+from tests.unit.readiness import readyz
 
 ISSUER = "3388000000022141777"
 
@@ -355,45 +350,12 @@ def test_dev_accepts_an_http_token_uri_for_a_loopback_fake(tmp_path: Path, rsa_p
 # -- /readyz ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Report:
-    problems: list[str] = field(default_factory=list)
-    expiry: dict[str, float] = field(default_factory=lambda: {"pass": 300.0})
-
-
-class _Certs:
-    async def current(self) -> _Report:
-        return _Report()
-
-
-class _Store:
-    async def ping(self) -> bool:
-        return True
-
-
-@dataclass
-class _Services:
-    settings: Settings
-    store: Any = field(default_factory=_Store)
-    certs: Any = field(default_factory=_Certs)
-
-
-async def _readyz(settings: Settings) -> tuple[int, dict[str, Any]]:
-    app = Starlette(routes=[Route("/readyz", ops.readyz)])
-    app.state.services = _Services(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-        response = await client.get("/readyz")
-    body = response.json()
-    jsonschema.validate(body, schemas.READINESS.schema(None))  # type: ignore[arg-type]
-    return response.status_code, body
-
-
 async def test_readyz_says_google_off_in_prod_without_issuer_and_stays_ready(tmp_path: Path):
-    status, body = await _readyz(load_settings(prod_env(tmp_path), dotenv=None))
+    status, body = await readyz(load_settings(prod_env(tmp_path), dotenv=None))
     assert status == 200 and body["google"] == "off"
 
 
 async def test_readyz_says_google_on_when_configured(tmp_path: Path):
     settings = prepare(load_settings({"WALLET_CERTS_DIR": str(tmp_path)}, dotenv=None)).settings
-    status, body = await _readyz(settings)
+    status, body = await readyz(settings)
     assert status == 200 and body["google"] == "on"

@@ -3,15 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
-import jsonschema
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from config.settings import ConfigError, Settings, load_settings
 from passes.apple.pki import ensure_dev_pki
@@ -37,7 +31,7 @@ from push.clients import (
     WALLETUNION_HMS,
 )
 from service.push import build_channels, build_worker
-from web import ops, schemas
+from tests.unit.readiness import readyz
 
 PASS_TYPE_ID = "pass.test.wallet.loyalty"
 EXPECTED = {
@@ -120,41 +114,6 @@ async def test_dry_run_serves_every_relay_client(tmp_path: Path):
 
 
 # -- /readyz ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Report:
-    problems: list[str] = field(default_factory=list)
-    expiry: dict[str, float] = field(default_factory=lambda: {"pass": 300.0})
-
-
-class _Certs:
-    async def current(self) -> _Report:
-        return _Report()
-
-
-class _Store:
-    async def ping(self) -> bool:
-        return True
-
-
-@dataclass
-class _Services:
-    """What readyz reads of web/services.Services."""
-
-    settings: Settings
-    store: Any = field(default_factory=_Store)
-    certs: Any = field(default_factory=_Certs)
-
-
-async def readyz(settings: Settings) -> tuple[int, dict[str, Any]]:
-    app = Starlette(routes=[Route("/readyz", ops.readyz)])
-    app.state.services = _Services(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-        response = await client.get("/readyz")
-    body = response.json()
-    jsonschema.validate(body, schemas.READINESS.schema(None))  # type: ignore[arg-type]
-    return response.status_code, body
 
 
 @pytest.mark.parametrize("dry_run", ["0", "1"])
