@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cards.model import Card
+from geo.locations import StoreLocation
 from ledger.decide import LedgerEvent, Outcome
 from ledger.plan import EventCheck
 
@@ -163,6 +165,65 @@ class GoogleState:
             message_hash=data.get("message_hash"),
             notified=tuple(float(t) for t in data.get("notified") or ())[-GOOGLE_NOTIFIED_KEPT:],
         )
+
+
+# The latitudes a store location may have: the band Redis GEO indexes (its geohash covers
+# Web Mercator's square), applied by every adapter so they accept the same stores. Query
+# centres are checked against it too; the far north and south have no shops to find.
+GEO_MAX_LAT = 85.05112878
+
+
+class InvalidStoreLocation(StoreError):
+    """A store location (or a near-query centre) the store cannot index: a latitude beyond
+    ±GEO_MAX_LAT, a longitude beyond ±180, a value that is not finite, an empty id or program,
+    or one id twice in one import."""
+
+
+def check_geo_point(lat: float, lon: float) -> None:
+    """Raise InvalidStoreLocation unless (lat, lon) is a point every adapter can index."""
+    if (
+        not (isinstance(lat, int | float) and isinstance(lon, int | float))
+        or isinstance(lat, bool)
+        or isinstance(lon, bool)
+    ):
+        raise InvalidStoreLocation("latitude and longitude must be numbers")
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        raise InvalidStoreLocation("latitude and longitude must be finite")
+    if not -GEO_MAX_LAT <= lat <= GEO_MAX_LAT:
+        raise InvalidStoreLocation(f"latitude {lat!r} is outside ±{GEO_MAX_LAT}")
+    if not -180.0 <= lon <= 180.0:
+        raise InvalidStoreLocation(f"longitude {lon!r} is outside ±180")
+
+
+def check_store_locations(locs: Iterable[StoreLocation]) -> list[StoreLocation]:
+    """The locations as a list, each checked (check_geo_point, non-empty id and program) and
+    no id twice; else InvalidStoreLocation naming the first bad one, before anything is written."""
+    checked = list(locs)
+    seen: set[str] = set()
+    for loc in checked:
+        if not isinstance(loc.id, str) or not loc.id:
+            raise InvalidStoreLocation("a store location needs a non-empty id")
+        if not isinstance(loc.program, str) or not loc.program:
+            raise InvalidStoreLocation(f"store location {loc.id!r} needs a non-empty program")
+        try:
+            check_geo_point(loc.lat, loc.lon)
+        except InvalidStoreLocation as exc:
+            raise InvalidStoreLocation(f"store location {loc.id!r}: {exc}") from None
+        if loc.id in seen:
+            raise InvalidStoreLocation(f"store location {loc.id!r} appears twice")
+        seen.add(loc.id)
+    return checked
+
+
+def check_near_query(lat: float, lon: float, radius_m: float) -> None:
+    check_geo_point(lat, lon)
+    if not (isinstance(radius_m, int | float) and math.isfinite(radius_m) and radius_m >= 0):
+        raise InvalidStoreLocation("radius_m must be a finite number >= 0")
+
+
+def nearest_first(found: Iterable[tuple[StoreLocation, float]], limit: int) -> list[tuple[StoreLocation, float]]:
+    """The near-query order every adapter returns: distance, then id; at most `limit`."""
+    return sorted(found, key=lambda pair: (pair[1], pair[0].id))[: max(limit, 0)]
 
 
 class Store(abc.ABC):
@@ -360,3 +421,39 @@ class Store(abc.ABC):
     async def put_google_state(self, serial: str, state: GoogleState) -> bool:
         """Store `state` unless the stored one has a higher `version` (two workers never regress
         it; an equal version replaces it). True when written. `notified` is kept bounded."""
+
+    # -- store locations (geo/) ------------------------------------------------------------------
+    # Distances are geo.distance.haversine_m from the query centre to the stored coordinates,
+    # computed in Python by every adapter: the same stores give the same ids, order and
+    # distances (to the bit) in SQLite and Redis.
+    @abc.abstractmethod
+    async def put_store_location(self, loc: StoreLocation) -> bool:
+        """Store `loc` under its id: True when the id is new. An existing id is replaced
+        whole (it may move and change program). InvalidStoreLocation (check_store_locations)
+        writes nothing."""
+
+    @abc.abstractmethod
+    async def put_store_locations(self, locs: Sequence[StoreLocation]) -> int:
+        """Store every location as put_store_location does, all or nothing in one atomic step
+        (an import); returns how many ids were new. Any invalid location, or an id twice,
+        raises InvalidStoreLocation and writes none."""
+
+    @abc.abstractmethod
+    async def delete_store_location(self, location_id: str) -> bool:
+        """True when something was removed."""
+
+    @abc.abstractmethod
+    async def get_store_location(self, location_id: str) -> StoreLocation | None: ...
+
+    @abc.abstractmethod
+    async def list_store_locations(self, program: str | None = None) -> list[StoreLocation]:
+        """Every location (of `program` when given), sorted by id."""
+
+    @abc.abstractmethod
+    async def store_locations_near(
+        self, lat: float, lon: float, radius_m: float, *, program: str | None = None, limit: int = 100
+    ) -> list[tuple[StoreLocation, float]]:
+        """The locations (of `program` when given) within `radius_m` metres of (lat, lon)
+        (haversine_m <= radius_m), nearest first, ties by id, at most `limit`, each with its
+        distance in metres. A centre outside the indexable band or a negative radius raises
+        InvalidStoreLocation."""

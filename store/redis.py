@@ -17,6 +17,8 @@ Key layout (all under `prefix`):
   gnonce:<nonce>           Google Wallet callback nonce seen (value: the object id), kept for good
   ginstalls:<object id>    list of [event, at] of that object's callbacks, newest first, bounded
   gstate:<serial>          hash: version, data (GoogleState JSON): last synced to the Google object
+  storeloc                 hash: store location id -> location JSON
+  storegeo, storegeo:<program>     GEO sets of every location's point, and of each program's
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
 ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
@@ -28,7 +30,9 @@ times are compared with the `now` the callers pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,6 +42,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from cards.model import Card
+from geo.boxes import search_boxes
+from geo.distance import EARTH_RADIUS_M, haversine_m
+from geo.locations import StoreLocation
 from ledger.decide import LedgerEvent, Outcome
 from ledger.plan import EventCheck, card_key, plan_batch
 from store import redis_scripts as lua
@@ -60,6 +67,9 @@ from store.port import (
     Registration,
     Store,
     StoreError,
+    check_near_query,
+    check_store_locations,
+    nearest_first,
     no_fanout,
 )
 
@@ -71,6 +81,18 @@ _MAX_LEDGER_ROUNDS = 100
 
 
 _dumps = compact_json
+
+# Redis GEO keeps a point as a 52-bit geohash and measures from the centre of its cell, within
+# about 0.3 m of the stored coordinates (a cell is 360/2^26 degrees of longitude, 0.6 m at the
+# equator, by 170.1/2^26 of latitude, 0.28 m), with the same haversine and Earth radius as
+# geo.distance. So its distances are within 0.4 m of haversine_m on the stored coordinates:
+# the near query asks Redis for this much more radius, then re-ranks by haversine_m on the
+# coordinates kept in the hash, so results and distances are exactly SQLite's.
+GEO_TOLERANCE_M = 1.0
+# Beyond half a great circle every point is inside.
+_MAX_RADIUS_M = math.pi * EARTH_RADIUS_M
+# Extra candidates asked of GEOSEARCH beyond `limit`, for the re-ranking at the cut.
+_NEAR_SLACK = 32
 
 
 def _reg_field(device_id: str, pass_type_id: str) -> str:
@@ -99,6 +121,18 @@ def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
         attempts=int(values["attempts"]),
         enqueued_at=float(values["enqueued_at"]),
     )
+
+
+def _geo_lon(lon: float) -> float:
+    """Longitude 180 as -180 (one meridian) for GEOADD and GEOSEARCH: Redis 7.0 files the two
+    in geohash cells it does not treat as neighbours."""
+    return -180.0 if lon == 180.0 else lon
+
+
+def _location(data: str) -> StoreLocation:
+    values = json.loads(data)
+    values["lat"], values["lon"] = float(values["lat"]), float(values["lon"])
+    return StoreLocation(**values)
 
 
 def _card_from_hash(values: Mapping[bytes | str, bytes | str]) -> Card | None:
@@ -171,6 +205,10 @@ class RedisStore(Store):
                 "COMPLETE_PUSHES",
                 "RECORD_GOOGLE_CALLBACK",
                 "PUT_GOOGLE_STATE",
+                "PUT_STORE_LOCATIONS",
+                "DELETE_STORE_LOCATION",
+                "PROGRAM_STORE_LOCATIONS",
+                "STORES_NEAR",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -650,3 +688,82 @@ class RedisStore(Store):
     async def put_google_state(self, serial: str, state: GoogleState) -> bool:
         written = await self._script("PUT_GOOGLE_STATE", serial, str(state.version), _dumps(state.to_dict()))
         return int(written) == 1
+
+    # -- store locations -----------------------------------------------------------------------
+    async def put_store_location(self, loc: StoreLocation) -> bool:
+        return await self.put_store_locations([loc]) == 1
+
+    async def put_store_locations(self, locs: Sequence[StoreLocation]) -> int:
+        checked = check_store_locations(locs)
+        if not checked:
+            return 0
+        items = []
+        for loc in checked:
+            stored = dataclasses.replace(loc, lat=float(loc.lat), lon=float(loc.lon))
+            items.append(
+                [loc.id, loc.program, repr(_geo_lon(stored.lon)), repr(stored.lat), _dumps(dataclasses.asdict(stored))]
+            )
+        new = int(await self._script("PUT_STORE_LOCATIONS", _dumps(items)))
+        await self._replicated()
+        return new
+
+    async def delete_store_location(self, location_id: str) -> bool:
+        removed = int(await self._script("DELETE_STORE_LOCATION", location_id))
+        await self._replicated()
+        return removed == 1
+
+    async def get_store_location(self, location_id: str) -> StoreLocation | None:
+        data = await self.client.hget(self._key("storeloc"), location_id)
+        return None if data is None else _location(_text(data))
+
+    async def list_store_locations(self, program: str | None = None) -> list[StoreLocation]:
+        if program is None:
+            values = list((await self.client.hgetall(self._key("storeloc"))).values())
+        else:
+            values = [v for v in await self._script("PROGRAM_STORE_LOCATIONS", program) if v is not None]
+        return sorted((_location(_text(v)) for v in values), key=lambda loc: loc.id)
+
+    async def store_locations_near(
+        self, lat: float, lon: float, radius_m: float, *, program: str | None = None, limit: int = 100
+    ) -> list[tuple[StoreLocation, float]]:
+        """GEOSEARCH (nearest first by Redis' distance, GEO_TOLERANCE_M more radius), then
+        haversine_m on the stored coordinates. A store Redis did not return is at least its
+        last distance away by Redis, so at least that minus GEO_TOLERANCE_M exactly: when the
+        cut could hide one (it would not be past the radius or the limit's last), ask again
+        for more."""
+        check_near_query(lat, lon, radius_m)
+        if limit <= 0:
+            return []
+        boxes = search_boxes(lat, lon, radius_m)
+        if len(boxes) > 1 or boxes[0][3] - boxes[0][2] >= 360.0:
+            # Across the antimeridian or around a pole Redis 7.0's GEOSEARCH misses points
+            # (its geohash neighbours do not wrap): measure the program's stores in Python.
+            return nearest_first(
+                (
+                    (loc, distance)
+                    for loc in await self.list_store_locations(program)
+                    if (distance := haversine_m(lat, lon, loc.lat, loc.lon)) <= radius_m
+                ),
+                limit,
+            )
+        suffix = "" if program is None else ":" + program
+        search_radius = repr(float(min(radius_m, _MAX_RADIUS_M) + GEO_TOLERANCE_M))
+        count = limit + _NEAR_SLACK
+        while True:
+            hits = await self._script(
+                "STORES_NEAR", suffix, repr(_geo_lon(float(lon))), repr(float(lat)), search_radius, str(count)
+            )
+            found = []
+            for _, _, data in hits:
+                if data:
+                    loc = _location(_text(data))
+                    distance = haversine_m(lat, lon, loc.lat, loc.lon)
+                    if distance <= radius_m:
+                        found.append((loc, distance))
+            result = nearest_first(found, limit)
+            if len(hits) < count:  # everything within the search radius
+                return result
+            floor = float(hits[-1][1]) - GEO_TOLERANCE_M  # no store left out is nearer than this
+            if floor > radius_m or (len(result) == limit and result[-1][1] < floor):
+                return result
+            count *= 4

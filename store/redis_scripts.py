@@ -316,3 +316,71 @@ if stored and tonumber(stored) > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', key, 'version', ARGV[3], 'data', ARGV[4])
 return 1
 """
+
+# Store locations (geo/): storeloc hash id -> location JSON; storegeo, a GEO set of every
+# location; storegeo:<program>, one per program.
+# ARGV: prefix, items json [[id, program, lon, lat, location json], ...] -> how many ids were new.
+# The coordinates are checked first (the adapter checked them already: a GEOADD failing half
+# way would leave the import half written, as a script's writes are not rolled back).
+PUT_STORE_LOCATIONS = """
+local p = ARGV[1]
+local items = cjson.decode(ARGV[2])
+local hash, all = p .. 'storeloc', p .. 'storegeo'
+for _, it in ipairs(items) do
+  local lon, lat = tonumber(it[3]), tonumber(it[4])
+  if not lon or not lat or lat < -85.05112878 or lat > 85.05112878 or lon < -180 or lon > 180 then
+    return redis.error_reply('invalid store location coordinates')
+  end
+end
+local new = 0
+for _, it in ipairs(items) do
+  local old = redis.call('HGET', hash, it[1])
+  if old then
+    local before = cjson.decode(old)['program']
+    if before ~= it[2] then redis.call('ZREM', p .. 'storegeo:' .. before, it[1]) end
+  else
+    new = new + 1
+  end
+  redis.call('GEOADD', all, it[3], it[4], it[1])
+  redis.call('GEOADD', p .. 'storegeo:' .. it[2], it[3], it[4], it[1])
+  redis.call('HSET', hash, it[1], it[5])
+end
+return new
+"""
+
+# ARGV: prefix, id -> 1 removed | 0 absent
+DELETE_STORE_LOCATION = """
+local p = ARGV[1]
+local hash = p .. 'storeloc'
+local old = redis.call('HGET', hash, ARGV[2])
+if not old then return 0 end
+redis.call('ZREM', p .. 'storegeo', ARGV[2])
+redis.call('ZREM', p .. 'storegeo:' .. cjson.decode(old)['program'], ARGV[2])
+redis.call('HDEL', hash, ARGV[2])
+return 1
+"""
+
+# ARGV: prefix, program -> {location json, ...} of that program's locations (any order)
+PROGRAM_STORE_LOCATIONS = """
+local p = ARGV[1]
+local ids = redis.call('ZRANGE', p .. 'storegeo:' .. ARGV[2], 0, -1)
+local out = {}
+for start = 1, #ids, 1000 do  -- unpack() has a stack limit: HMGET in chunks
+  local values = redis.call('HMGET', p .. 'storeloc', unpack(ids, start, math.min(start + 999, #ids)))
+  for k = 1, #values do out[#out + 1] = values[k] end
+end
+return out
+"""
+
+# ARGV: prefix, geo key suffix ("" for every program, ":<program>"), lon, lat, radius in m, count
+# -> {{id, Redis' distance in m, location json}, ...}, nearest first by Redis' distance
+STORES_NEAR = """
+local p = ARGV[1]
+local hits = redis.call('GEOSEARCH', p .. 'storegeo' .. ARGV[2], 'FROMLONLAT', ARGV[3], ARGV[4],
+  'BYRADIUS', ARGV[5], 'm', 'ASC', 'COUNT', ARGV[6], 'WITHDIST')
+local out = {}
+for i, hit in ipairs(hits) do
+  out[i] = {hit[1], hit[2], redis.call('HGET', p .. 'storeloc', hit[1]) or ''}
+end
+return out
+"""

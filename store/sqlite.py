@@ -30,6 +30,9 @@ from typing import Any, TypeVar
 import orjson
 
 from cards.model import Card
+from geo.boxes import search_boxes
+from geo.distance import haversine_m
+from geo.locations import StoreLocation
 from ledger.decide import LedgerEvent
 from ledger.plan import EventCheck, plan_batch
 from store.encoding import compact_json
@@ -51,6 +54,9 @@ from store.port import (
     Registration,
     Store,
     StoreError,
+    check_near_query,
+    check_store_locations,
+    nearest_first,
     no_fanout,
 )
 from store.schema.sqlite import MIGRATIONS
@@ -80,6 +86,9 @@ _dumps = compact_json
 
 
 _ORJSON_SAME = frozenset({str, int, type(None)})  # value types orjson writes exactly as _dumps does
+
+
+_LOCATION_COLUMNS = "l.id, l.program, l.name, l.lat, l.lon, l.address, l.timezone"
 
 
 def _dumps_records(records: list[dict[str, Any]]) -> str:
@@ -746,3 +755,103 @@ class SqliteStore(Store):
                 > 0
             )
         )
+
+    # -- store locations -----------------------------------------------------------------------
+    async def put_store_location(self, loc: StoreLocation) -> bool:
+        return await self.put_store_locations([loc]) == 1
+
+    async def put_store_locations(self, locs: Sequence[StoreLocation]) -> int:
+        checked = check_store_locations(locs)
+        return await self._durable_write(self._put_store_locations, checked) if checked else 0
+
+    @staticmethod
+    def _put_store_locations(conn: sqlite3.Connection, locs: list[StoreLocation]) -> int:
+        existing = dict(
+            conn.execute(
+                "SELECT id, rid FROM store_locations WHERE id IN (SELECT value FROM json_each(?))",
+                (_dumps([loc.id for loc in locs]),),
+            ).fetchall()
+        )
+        replaced = [loc for loc in locs if loc.id in existing]
+        new = [loc for loc in locs if loc.id not in existing]
+        if replaced:
+            conn.executemany(
+                "UPDATE store_locations SET program = ?, name = ?, lat = ?, lon = ?, address = ?, timezone = ?"
+                " WHERE rid = ?",
+                [
+                    (loc.program, loc.name, loc.lat, loc.lon, loc.address, loc.timezone, existing[loc.id])
+                    for loc in replaced
+                ],
+            )
+            conn.executemany(
+                "UPDATE store_locations_rtree SET min_lat = ?, max_lat = ?, min_lon = ?, max_lon = ? WHERE rid = ?",
+                [(loc.lat, loc.lat, loc.lon, loc.lon, existing[loc.id]) for loc in replaced],
+            )
+        if new:
+            conn.executemany(
+                "INSERT INTO store_locations (id, program, name, lat, lon, address, timezone)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(loc.id, loc.program, loc.name, loc.lat, loc.lon, loc.address, loc.timezone) for loc in new],
+            )
+            conn.execute(
+                "INSERT INTO store_locations_rtree (rid, min_lat, max_lat, min_lon, max_lon)"
+                " SELECT rid, lat, lat, lon, lon FROM store_locations WHERE id IN (SELECT value FROM json_each(?))",
+                (_dumps([loc.id for loc in new]),),
+            )
+        return len(new)
+
+    async def delete_store_location(self, location_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("DELETE FROM store_locations WHERE id = ? RETURNING rid", (location_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM store_locations_rtree WHERE rid = ?", (row[0],))
+            return True
+
+        return await self._durable_write(delete)
+
+    async def get_store_location(self, location_id: str) -> StoreLocation | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_LOCATION_COLUMNS} FROM store_locations l WHERE l.id = ?", (location_id,)
+            ).fetchone()
+        )
+        return None if row is None else StoreLocation(*row)
+
+    async def list_store_locations(self, program: str | None = None) -> list[StoreLocation]:
+        args: tuple[str, ...]
+        if program is None:
+            query, args = f"SELECT {_LOCATION_COLUMNS} FROM store_locations l ORDER BY l.id", ()
+        else:
+            query, args = (
+                f"SELECT {_LOCATION_COLUMNS} FROM store_locations l WHERE l.program = ? ORDER BY l.id",
+                (program,),
+            )
+        rows = await self._read(lambda conn: conn.execute(query, args).fetchall())
+        return [StoreLocation(*row) for row in rows]
+
+    async def store_locations_near(
+        self, lat: float, lon: float, radius_m: float, *, program: str | None = None, limit: int = 100
+    ) -> list[tuple[StoreLocation, float]]:
+        """Candidates from the R*Tree boxes (search_boxes), then haversine_m <= radius_m."""
+        check_near_query(lat, lon, radius_m)
+        if limit <= 0:
+            return []
+        boxes = search_boxes(lat, lon, radius_m)
+        where = "r.max_lat >= ? AND r.min_lat <= ? AND r.max_lon >= ? AND r.min_lon <= ?"
+        args: list[Any] = []
+        selects = []
+        for south, north, west, east in boxes:
+            selects.append(
+                f"SELECT {_LOCATION_COLUMNS} FROM store_locations_rtree r JOIN store_locations l ON l.rid = r.rid"
+                f" WHERE {where}" + (" AND l.program = ?" if program is not None else "")
+            )
+            args += [south, north, west, east] + ([program] if program is not None else [])
+        # One statement (UNION ALL of the boxes): one consistent snapshot.
+        rows = await self._read(lambda conn: conn.execute(" UNION ALL ".join(selects), args).fetchall())
+        found: dict[str, tuple[StoreLocation, float]] = {}
+        for row in rows:
+            distance = haversine_m(lat, lon, row[3], row[4])
+            if distance <= radius_m:
+                found[row[0]] = (StoreLocation(*row), distance)
+        return nearest_first(found.values(), limit)

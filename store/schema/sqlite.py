@@ -126,4 +126,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
             data TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 6: store locations (geo/): the rows, and an R*Tree over their points keyed by the row's
+    # rowid (`rid`), which keeps a location's id when it is replaced. The R*Tree holds 32-bit
+    # floats rounded outwards; the near query filters its candidates exactly on lat/lon here.
+    (
+        """CREATE TABLE store_locations (
+            rid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            program TEXT NOT NULL,
+            name TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            address TEXT NOT NULL,
+            timezone TEXT NOT NULL
+        )""",
+        "CREATE INDEX store_locations_program ON store_locations (program, id)",
+        "CREATE VIRTUAL TABLE store_locations_rtree USING rtree(rid, min_lat, max_lat, min_lon, max_lon)",
+    ),
 ]
