@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from web import admin, assets, cards, ledger, ops, passkit, schemas
+from web import admin, assets, cards, ledger, ops, passkit, schemas, stores
 from web.google import (
     CALLBACK,
     CALLBACK_RESULT,
@@ -55,6 +55,8 @@ _LIMIT = (
 )
 _ADMIN = bearer("admin")
 _ADMIN_ERRORS = {400: ("invalid_query",)}
+_MARKETING = bearer("marketing")
+_STORE_ID = Param("id", {"pattern": stores.ID_RE.pattern}, "path", description="the store's id, chosen by the caller")
 
 API_ROUTES: list[ApiRoute] = [
     ApiRoute(
@@ -336,6 +338,80 @@ API_ROUTES: list[ApiRoute] = [
             security=_ADMIN,
             params=_LIMIT,
             errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/stores/{id}",
+        stores.put_store,
+        method="PUT",
+        operation=Operation(
+            "Create or replace a store",
+            {201: Reply("created", schemas.STORE_LOCATION), 200: Reply("replaced", schemas.STORE_LOCATION)},
+            description="Without `timezone` the zone is derived offline from the coordinates.",
+            body=stores.STORE,
+            body_errors=("invalid_field",),
+            security=_MARKETING,
+            params=(_STORE_ID,),
+            errors={400: ("invalid_path",), 404: ("unknown_program",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/stores/{id}",
+        stores.delete_store,
+        method="DELETE",
+        operation=Operation(
+            "Delete a store",
+            {200: Reply("deleted", schemas.STORE_DELETED)},
+            security=_MARKETING,
+            params=(_STORE_ID,),
+            errors={400: ("invalid_path",), 404: ("unknown_store",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/stores",
+        stores.list_stores,
+        method="GET",
+        operation=Operation(
+            "Stores, by id; with `near`, those within `radius_m`, nearest first with their distances",
+            {200: Reply("the stores", schemas.STORES)},
+            security=_MARKETING,
+            params=(
+                Param("program", {"type": "string"}, description="only this program's stores"),
+                Param(
+                    "near",
+                    {"type": "string", "pattern": "^[^,]+,[^,]+$"},
+                    description=f"`lat,lon`: the stores around this point, nearest first (at most {stores.NEAR_LIMIT})",
+                ),
+                Param(
+                    "radius_m",
+                    {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": stores.RADIUS_MAX_M,
+                        "default": stores.RADIUS_DEFAULT_M,
+                    },
+                    description="metres around `near` (only with it)",
+                ),
+            ),
+            errors={400: ("invalid_query",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/stores/import",
+        stores.import_stores,
+        method="POST",
+        operation=Operation(
+            "Import stores from CSV or GeoJSON, all or nothing",
+            {200: Reply("every row stored", schemas.STORES_IMPORTED)},
+            description="Content-Type `text/csv` (UTF-8, header row, `;` or `,`) or `application/geo+json` / "
+            "`application/json` (a FeatureCollection). Any bad row (coordinates, unknown program, an id twice, "
+            "bad zone, missing column) refuses the whole file with 400 `invalid_rows` whose `errors` list every "
+            "one as `{line, reason}` (CSV: the file's line; GeoJSON: the feature's position from 1; 0: the "
+            f"whole file). At most {stores.IMPORT_MAX_ROWS} rows.",
+            body=schemas.STORE_IMPORT,
+            body_errors=("invalid_rows",),
+            security=_MARKETING,
+            errors={415: ("unsupported_media_type",)},
         ),
     ),
     ApiRoute(

@@ -115,6 +115,9 @@ ERROR_CODES: dict[str, str] = {
     "sender id, issuer id or message expiry); the message names the reason",
     "google_wallet_off": "Google Wallet is off on this service (no issuer configured)",
     "keys_unavailable": "Google's root signing keys cannot be fetched now; retry after Retry-After seconds",
+    "unknown_store": "no such store",
+    "invalid_rows": "an import with bad rows (nothing imported): `errors` lists each with its `line` and `reason`",
+    "unsupported_media_type": "the body's Content-Type is not one this route takes",
 }
 
 

@@ -263,6 +263,70 @@ DEVICE_LOG = _fixed(
 )
 
 
+# -- stores (web/stores.py) ------------------------------------------------------------------
+
+_STORE_PROPERTIES: dict[str, JsonSchema] = {
+    "id": _STRING,
+    "program": _STRING,
+    "name": _STRING,
+    "lat": {"type": "number"},
+    "lon": {"type": "number"},
+    "address": _STRING,
+    "timezone": _STRING | {"description": "IANA time zone"},
+}
+
+STORE_LOCATION = _fixed("StoreLocation", _object(_STORE_PROPERTIES))
+
+STORES = _fixed(
+    "Stores",
+    _object(
+        {
+            "stores": _array(
+                _object(
+                    {**_STORE_PROPERTIES, "distance_m": {"type": "number", "description": "only with `near`"}},
+                    required=list(_STORE_PROPERTIES),
+                ),
+                description="by id; nearest first with `near`",
+            )
+        }
+    ),
+)
+
+STORE_DELETED = _fixed("StoreDeleted", _object({"deleted": _STRING}))
+
+STORE_IMPORT = _fixed(
+    "StoreImport",
+    {
+        "type": "object",
+        "description": "A GeoJSON FeatureCollection of Point features (`coordinates` [lon, lat]; properties "
+        "`id`, `program`, `name`, `address`, `timezone`) as application/json or application/geo+json; or, as "
+        "text/csv, UTF-8 with a header row (`;` or `,`) of the columns id, program, name, lat, lon, address, "
+        "timezone.",
+        "required": ["type", "features"],
+        "properties": {
+            "type": {"const": "FeatureCollection"},
+            "features": _array(
+                _object(
+                    {
+                        "type": {"const": "Feature"},
+                        "geometry": _object(
+                            {
+                                "type": {"const": "Point"},
+                                "coordinates": _array({"type": "number"}, minItems=2, maxItems=3),
+                            }
+                        ),
+                        "properties": {"type": "object"},
+                    }
+                ),
+                minItems=1,
+            ),
+        },
+    },
+)
+
+STORES_IMPORTED = _fixed("StoresImported", _object({"imported": _INTEGER}))
+
+
 # -- admin and operations ---------------------------------------------------------------------
 
 DEVICE_LOGS = _fixed("DeviceLogs", _object({"logs": _array(_object({"at": {"type": "number"}, "message": _STRING}))}))

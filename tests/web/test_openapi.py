@@ -400,6 +400,7 @@ SAMPLE_PATH_VALUES = {
     "serialNumber": "serial1",
     "program": "coffee",
     "name": "logo",
+    "id": "store-1",
 }
 
 
