@@ -42,15 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import json
-import os
 import secrets
 import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -60,9 +56,19 @@ from typing import Any
 
 import httpx
 
-from bench.process import ROOT, cpu_seconds, free_port, pin, pin_self, service_env, start_service, stop, wait_healthy
-from bench.process import cores as split_cores
-from bench.push import _make_pki, _pct, _post, _TimedWorker, bench_card
+from bench.process import (
+    ROOT,
+    cpu_seconds,
+    free_port,
+    pin,
+    pin_self,
+    pinned_run,
+    service_env,
+    start_service,
+    stop,
+    wait_healthy,
+)
+from bench.push import _make_pki, _pct, _post, _TimedWorker, bench_card, match_arrivals
 from cards.model import Card
 from config.google import read_service_account
 from config.settings import Settings, load_settings
@@ -401,17 +407,7 @@ def _latency(pki: Any, tmp: Path, fake: FakeGoogleProcess, programs: dict[str, P
     for r in received:
         if r.method == "PATCH" and r.status == 200 and r.path.startswith(API):
             arrivals[r.path[len(API) :]].append(r.at)
-    after_202, after_start, missing = [], [], 0
-    for s in sent:
-        times = sorted(arrivals.get(s.oid, ()))
-        i = bisect.bisect_left(times, s.started)
-        if i == len(times):
-            missing += 1
-            continue
-        after_202.append((times[i] - s.answered) * 1000)
-        after_start.append((times[i] - s.started) * 1000)
-    after_202.sort()
-    after_start.sort()
+    after_202, after_start, missing = match_arrivals(sent, arrivals, lambda s: s.oid)
     trips = sorted((s.answered - s.started) * 1000 for s in sent)
     starts = sorted(s.started for s in sent)
     rate = len(sent) / (starts[-1] - starts[0]) * (len(sent) - 1) / len(sent) if len(starts) > 1 else 0.0
@@ -629,24 +625,7 @@ def _run(tmp: Path, cores: tuple[int, int] | None) -> int:
 
 
 def main() -> int:
-    cores = split_cores()
-    if cores is None:
-        print("  note: fewer than two cores; nothing is pinned, numbers include contention")
-    original = os.sched_getaffinity(0) if cores else None
-    tmp = Path(tempfile.mkdtemp(prefix="bench-google-"))
-    started = time.perf_counter()
-    try:
-        status = _run(tmp, cores)
-    finally:
-        if original is not None:
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    os.sched_setaffinity(int(tid), original)
-                except OSError:
-                    pass
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"  (bench.google took {time.perf_counter() - started:.0f} s)")
-    return status
+    return pinned_run("google", _run)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ starting the real service as a uvicorn subprocess (as tests/web/conftest.py does
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,30 @@ def cores() -> tuple[int, int] | None:
         return None
     available = sorted(os.sched_getaffinity(0))
     return (available[0], available[1]) if len(available) >= 2 else None
+
+
+def pinned_run(name: str, run: Callable[[Path, tuple[int, int] | None], int]) -> int:
+    """A bench's main: `run(tmp, cores)` in a fresh temporary folder; afterwards every thread's
+    core mask is put back (the next bench in this process picks its own cores) and the folder
+    removed; the time taken is printed."""
+    split = cores()
+    if split is None:
+        print("  note: fewer than two cores; nothing is pinned, numbers include contention")
+    original = os.sched_getaffinity(0) if split else None
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    started = time.perf_counter()
+    try:
+        status = run(tmp, split)
+    finally:
+        if original is not None:
+            for tid in os.listdir("/proc/self/task"):
+                try:
+                    os.sched_setaffinity(int(tid), original)
+                except OSError:
+                    pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"  (bench.{name} took {time.perf_counter() - started:.0f} s)")
+    return status
 
 
 def pin(pid: int, core: int | None) -> None:

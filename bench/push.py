@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import os
 import secrets
 import select
 import shutil
@@ -46,10 +45,9 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -70,12 +68,12 @@ from bench.process import (
     free_port,
     pin,
     pin_self,
+    pinned_run,
     service_env,
     start_service,
     stop,
     wait_healthy,
 )
-from bench.process import cores as split_cores
 from cards.model import Card, Member
 from cards.numbers import new_auth_token, new_card_number, new_serial
 from config.settings import Settings
@@ -323,6 +321,45 @@ class _TimedWorker(Worker):
             self.finished.set()
 
 
+async def timed_drain(worker: _TimedWorker, store: Store, timeout: float) -> Rate:
+    """The worker's `run_forever` until its expected pushes are committed (or `timeout`): the
+    rate from start to the last commit, CPU of this process, outcomes (and what was left)."""
+    stop = asyncio.Event()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    task = asyncio.create_task(worker.run_forever(stop))
+    try:
+        await asyncio.wait_for(worker.finished.wait(), timeout)
+    except TimeoutError:
+        worker.finished_at = time.perf_counter()
+    elapsed, cpu = worker.finished_at - t0, time.process_time() - cpu0
+    stop.set()
+    await task
+    left = await store.outbox_size()
+    outcomes = {k: v for k, v in worker.counters.items() if v}
+    if left:
+        outcomes["left in outbox"] = left
+    return Rate(worker.counters["delivered"], elapsed, cpu, outcomes)
+
+
+def match_arrivals(
+    sent: Sequence[Any], arrivals: Mapping[str, list[float]], key: Callable[[Any], str]
+) -> tuple[list[float], list[float], int]:
+    """Per post (`started`, `answered`), the first arrival of its key at or after the post began:
+    ms after the 202 answer and ms after the post started (each sorted), and how many never came."""
+    after_202: list[float] = []
+    after_start: list[float] = []
+    missing = 0
+    for s in sent:
+        times = sorted(arrivals.get(key(s), ()))
+        i = bisect.bisect_left(times, s.started)
+        if i == len(times):
+            missing += 1
+            continue
+        after_202.append((times[i] - s.answered) * 1000)
+        after_start.append((times[i] - s.started) * 1000)
+    return sorted(after_202), sorted(after_start), missing
+
+
 async def _ours(url: str, pki: Pki, db: Path, n: int) -> Rate:
     store = await open_store(f"sqlite:///{db}")
     # The knobs service/push.py build_worker uses (batch, concurrency: Worker defaults).
@@ -334,21 +371,7 @@ async def _ours(url: str, pki: Pki, db: Path, n: int) -> Rate:
         expected=n,
     )
     try:
-        stop = asyncio.Event()
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        task = asyncio.create_task(worker.run_forever(stop))
-        try:
-            await asyncio.wait_for(worker.finished.wait(), 60.0)
-        except TimeoutError:
-            worker.finished_at = time.perf_counter()
-        elapsed, cpu = worker.finished_at - t0, time.process_time() - cpu0
-        stop.set()
-        await task
-        left = await store.outbox_size()
-        outcomes = {k: v for k, v in worker.counters.items() if v}
-        if left:
-            outcomes["left in outbox"] = left
-        return Rate(worker.counters["delivered"], elapsed, cpu, outcomes)
+        return await timed_drain(worker, store, 60.0)
     finally:
         await worker.close()
         await store.close()
@@ -587,19 +610,7 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     for request in received:
         if request.status == 200:
             arrivals[request.token].append(request.at)
-    after_202: list[float] = []
-    after_start: list[float] = []
-    missing = 0
-    for s in sent:
-        times = sorted(arrivals.get(s.token, ()))
-        i = bisect.bisect_left(times, s.started)
-        if i == len(times):
-            missing += 1
-            continue
-        after_202.append((times[i] - s.answered) * 1000)
-        after_start.append((times[i] - s.started) * 1000)
-    after_202.sort()
-    after_start.sort()
+    after_202, after_start, missing = match_arrivals(sent, arrivals, lambda s: s.token)
     round_trips = sorted((s.answered - s.started) * 1000 for s in sent)
     starts = sorted(s.started for s in sent)
     posted_rate = len(sent) / (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
@@ -624,27 +635,15 @@ def _latency(pki: Pki, tmp: Path, cores: tuple[int, int] | None) -> None:
     )
 
 
-def main() -> int:
-    cores = split_cores()
-    if cores is None:
-        print("  note: fewer than two cores; nothing is pinned, numbers include contention")
-    original = os.sched_getaffinity(0) if cores else None
-    tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
-    started = time.perf_counter()
-    try:
-        pki = _make_pki(tmp)
-        _throughput(pki, tmp, cores)
-        _latency(pki, tmp, cores)
-    finally:
-        if original is not None:  # the next bench in this process picks its own cores
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    os.sched_setaffinity(int(tid), original)
-                except OSError:
-                    pass
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"  (bench.push took {time.perf_counter() - started:.0f} s)")
+def _run(tmp: Path, cores: tuple[int, int] | None) -> int:
+    pki = _make_pki(tmp)
+    _throughput(pki, tmp, cores)
+    _latency(pki, tmp, cores)
     return 0
+
+
+def main() -> int:
+    return pinned_run("push", _run)
 
 
 if __name__ == "__main__":

@@ -47,13 +47,11 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import secrets
 import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -62,9 +60,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench.process import PASS_TYPE_ID, ROOT, core_busy_seconds, cpu_seconds, pin, pin_self, stop
-from bench.process import cores as split_cores
-from bench.push import FakeApnsProcess, Pki, Rate, _fanout, _make_pki, _ours, _TimedWorker, bench_card
+from bench.process import PASS_TYPE_ID, ROOT, core_busy_seconds, cpu_seconds, pin, pin_self, pinned_run, stop
+from bench.push import FakeApnsProcess, Pki, Rate, _fanout, _make_pki, _ours, _TimedWorker, bench_card, timed_drain
 from ledger.decide import LedgerEvent
 from push.channels.base import Channel, ChannelKey, Channels, Push
 from push.channels.relays import (
@@ -281,21 +278,7 @@ async def _relays_ours(fake: FakeRelayProcess, db: Path, n: int) -> RelayRun:
     routes: dict[ChannelKey, Channel] = {(client, PASS_TYPE_ID): channel for client, channel in sized.items()}
     worker = _TimedWorker(store, channels=Channels(routes), consumer="bench-relays", lease_seconds=30.0, expected=n)
     try:
-        stop_event = asyncio.Event()
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        task = asyncio.create_task(worker.run_forever(stop_event))
-        try:
-            await asyncio.wait_for(worker.finished.wait(), PHASE_TIMEOUT)
-        except TimeoutError:
-            worker.finished_at = time.perf_counter()
-        elapsed, cpu = worker.finished_at - t0, time.process_time() - cpu0
-        stop_event.set()
-        await task
-        left = await store.outbox_size()
-        outcomes = {k: v for k, v in worker.counters.items() if v}
-        if left:
-            outcomes["left in outbox"] = left
-        rate = Rate(worker.counters["delivered"], elapsed, cpu, outcomes)
+        rate = await timed_drain(worker, store, PHASE_TIMEOUT)
         return RelayRun(
             rate,
             {client: s.inner.max_tokens for client, s in sized.items()},
@@ -520,24 +503,7 @@ def _run(tmp: Path, cores: tuple[int, int] | None) -> int:
 
 
 def main() -> int:
-    cores = split_cores()
-    if cores is None:
-        print("  note: fewer than two cores; nothing is pinned, numbers include contention")
-    original = os.sched_getaffinity(0) if cores else None
-    tmp = Path(tempfile.mkdtemp(prefix="bench-relays-"))
-    started = time.perf_counter()
-    try:
-        status = _run(tmp, cores)
-    finally:
-        if original is not None:  # the next bench in this process picks its own cores
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    os.sched_setaffinity(int(tid), original)
-                except OSError:
-                    pass
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"  (bench.relays took {time.perf_counter() - started:.0f} s)")
-    return status
+    return pinned_run("relays", _run)
 
 
 if __name__ == "__main__":
