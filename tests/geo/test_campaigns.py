@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from cards.model import Card, Member
+from cards.model import Member
 from geo.campaigns import (
     NAME_SHOWN_MAX,
     STORE_SHOWN_MAX,
@@ -19,22 +19,9 @@ from geo.campaigns import (
     template_problem,
     worst_case_length,
 )
+from tests.geo.cards import card
 
 TODAY = date(2026, 12, 2)
-
-
-def card(**changes: object) -> Card:
-    base = Card(
-        number="7790000000000001",
-        program="coffee",
-        account="a1",
-        serial="s1",
-        auth_token="t" * 32,
-        member=Member(name="Anna"),
-        balance=250,
-        tier="gold",
-    )
-    return base.with_changes(**changes)
 
 
 def campaign(**changes: object) -> Campaign:

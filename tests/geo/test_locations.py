@@ -3,27 +3,13 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from cards.model import Card, Member
 from geo.campaigns import Campaign, Conditions
 from geo.distance import haversine_m
 from geo.locations import MAX_LOCATIONS, PassLocation, StoreLocation, choose_locations
+from tests.geo.cards import card
 
 TODAY = date(2026, 12, 2)
 CENTRE = (55.75, 37.62)
-
-
-def card(**changes: object) -> Card:
-    base = Card(
-        number="7790000000000001",
-        program="coffee",
-        account="a1",
-        serial="s1",
-        auth_token="t" * 32,
-        member=Member(name="Anna"),
-        balance=250,
-        tier="gold",
-    )
-    return base.with_changes(**changes)
 
 
 def campaign(id: str = "c1", **changes: object) -> Campaign:

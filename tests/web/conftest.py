@@ -22,6 +22,7 @@ import pytest
 from ledger.signature import sign
 from passes.apple.pki import ensure_dev_pki
 from tests.conftest import REDIS_URL, delete_prefix
+from tests.web.apns_thread import ThreadedApns
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS_TYPE_ID = "pass.test.wallet.loyalty"
@@ -42,6 +43,16 @@ def certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("certs")
     ensure_dev_pki(path, PASS_TYPE_ID, TEAM_ID)
     return path
+
+
+@pytest.fixture
+def apns(certs_dir: Path) -> Iterator[ThreadedApns]:
+    """A fake APNs (HTTP/2 over TLS, dev PKI) in a thread, for the service processes to push to."""
+    fake = ThreadedApns(certs_dir)
+    try:
+        yield fake
+    finally:
+        fake.close()
 
 
 def database_url(kind: str, tmp: Path) -> str:

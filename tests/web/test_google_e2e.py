@@ -31,15 +31,6 @@ def google() -> Iterator[FakeGoogleWalletServer]:
         fake.stop()
 
 
-@pytest.fixture
-def apns(certs_dir: Path) -> Iterator[ThreadedApns]:
-    fake = ThreadedApns(certs_dir)
-    try:
-        yield fake
-    finally:
-        fake.close()
-
-
 def google_env(google: FakeGoogleWalletServer, tmp_path: Path) -> dict[str, str]:
     key_file = tmp_path / "google-service-account.json"
     key_file.write_text(json.dumps(google.service_account()))

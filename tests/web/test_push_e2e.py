@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,15 +18,6 @@ from tests.fakes.apns_server import ApnsReply
 from tests.web.apns_thread import ThreadedApns
 from tests.web.conftest import PASS_TYPE_ID, ROOT, LiveServer
 from tests.web.iphone import read_pass_json
-
-
-@pytest.fixture
-def apns(certs_dir: Path) -> Iterator[ThreadedApns]:
-    fake = ThreadedApns(certs_dir)
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 def push_env(apns: ThreadedApns, **extra: str) -> dict[str, str]:
