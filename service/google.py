@@ -64,7 +64,7 @@ async def ensure_classes(channel: GoogleWalletChannel, settings: Settings, progr
         for body in loyalty_classes(program, settings.google.issuer_id, **_class_urls(settings, program)):
             status: str
             try:
-                result = await channel.client.ensure_class(body)
+                result = await channel.ensure_class(body)
                 status = "ok" if result.ok else result.status
             except Exception as exc:  # a bug here must not stop the worker it runs beside
                 status = type(exc).__name__

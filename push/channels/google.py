@@ -27,10 +27,12 @@ quota: the worker pauses the channel); failed (any other 4xx).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -70,23 +72,54 @@ RATE_MARGIN = 1.05
 
 
 class RateLimiter:
-    """At most `rate` acquisitions per second, evenly spaced (a token bucket of one token) with
-    RATE_MARGIN to spare, shared by every coroutine that awaits `acquire`; `clock` is monotonic."""
+    """At most `rate` requests in any second, evenly spaced with RATE_MARGIN to spare, shared by
+    every coroutine of the channel; `clock` is monotonic.
+
+    Spacing the starts is not enough on its own: a request held up after its start (a new
+    connection, a busy event loop waking a sleeper late) reaches Google together with the next
+    one. So a request also counts from its start until a second after its answer came back
+    (`window` of them at most): however the starts bunch up later, no second at Google sees more
+    than `rate` of them arrive."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = RATE_MARGIN / rate
+        self.window = max(1, int(rate))
         self._clock = clock
         self._next = 0.0
+        self._busy = 0  # started, not answered yet
+        self._answered: deque[float] = deque()  # answer times within the last second
+        # Waiters queue on the lock (FIFO): only the first of them waits on the clock and for
+        # answers, so a burst of N waiting requests costs O(N), not a wakeup of all N per answer.
+        self._turn = asyncio.Lock()
+        self._answer = asyncio.Event()
 
-    async def acquire(self) -> None:
-        # No lock needed: the slot is taken synchronously, then slept for.
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+    def _wait(self, now: float) -> float | None:
+        """Seconds until a request may start (0: now; None: until an answer comes back)."""
+        while self._answered and self._answered[0] <= now - 1.0:
+            self._answered.popleft()
+        if self._busy + len(self._answered) >= self.window:
+            # the oldest answer leaving the second frees a place; so does any answer (notified)
+            return self._answered[0] + 1.0 - now if self._answered else None
+        return max(0.0, self._next - now)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._turn:
+            while (wait := self._wait(self._clock())) != 0.0:
+                self._answer.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._answer.wait()
+            self._busy += 1
+            self._next = self._clock() + self.interval
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self._answered.append(self._clock())
+            self._answer.set()
 
 
 class _Outcome(Exception):
@@ -131,6 +164,10 @@ class GoogleWalletChannel(Channel):
         self.clock = clock
         self.limiter = RateLimiter(rate)
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # serial -> (lock, [users])
+
+    async def ensure_class(self, body: dict[str, Any]) -> GoogleWalletResult:
+        """A class inserted, or patched when it exists (409), within the channel's rate."""
+        return await self._call(lambda: self.client.ensure_class(body))
 
     def object_id(self, card: Card) -> str:
         """The card's object id (for the journal: the serial's, no personal data)."""
@@ -215,8 +252,8 @@ class GoogleWalletChannel(Channel):
     # -- steps -------------------------------------------------------------------------------
     async def _call(self, make: Callable[[], Any]) -> GoogleWalletResult:
         await self.client.ready()  # a token refresh must not eat the call's slot
-        await self.limiter.acquire()
-        result: GoogleWalletResult = await make()
+        async with self.limiter.slot():
+            result: GoogleWalletResult = await make()
         return result
 
     async def _patch_state(
