@@ -414,7 +414,9 @@ async def test_no_token_or_key_in_logs(
     tokens = wallet.issued_tokens
     assert len(tokens) == 2
     for secret in tokens:
-        assert secret not in text and secret.split("-")[-1] not in text  # ...without the tokens
+        # ...without the tokens, whole or as their random tail (the last "-" part alone can be a
+        # single character that any log line holds: that made this test fail by chance)
+        assert secret not in text and secret[-16:] not in text
     for info in (account, stranger):
         key_lines = [line for line in info["private_key"].splitlines() if "PRIVATE KEY" not in line]
         assert not any(line in text for line in key_lines)
