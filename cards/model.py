@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
+
+# One pass location as the card keeps it: latitude, longitude, the lock-screen text, and the
+# radius in metres its campaign asked for (geo/evaluate.py decides them).
+Spot: TypeAlias = tuple[float, float, str, int]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,15 @@ class Card:
     created_at: int = 0
     modified_at: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Geo (geo/evaluate.py): pass content derived from campaigns, and what it is derived from
+    # beside the ledger's state. `locations` and `notice` are shown on the pass; the rest is not.
+    locations: tuple[Spot, ...] = ()
+    notice: str | None = None  # the latest announce or marketing message (a change message)
+    notice_id: str | None = None  # what `notice` came from: "campaign:<ids>" or "message:<id>"
+    announced: tuple[str, ...] = ()  # campaigns whose `announce` this card was shown, sorted
+    area: tuple[float, float] | None = None  # last app ping, coarsened (geo/area.py)
+    home_store: str | None = None  # the enrolment store's id
+    app_token: str = ""  # the companion app's secret for this card ("" = none: no app access)
 
     def with_changes(self, **changes: Any) -> Card:
         return replace(self, **changes)
@@ -73,6 +86,13 @@ class Card:
             "created_at": self.created_at,
             "modified_at": self.modified_at,
             "extra": dict(self.extra),
+            "locations": [list(spot) for spot in self.locations],
+            "notice": self.notice,
+            "notice_id": self.notice_id,
+            "announced": list(self.announced),
+            "area": list(self.area) if self.area is not None else None,
+            "home_store": self.home_store,
+            "app_token": self.app_token,
         }
 
     @classmethod
@@ -80,6 +100,12 @@ class Card:
         values = dict(data)
         values["member"] = Member.from_dict(values["member"])
         values["extra"] = dict(values.get("extra") or {})
+        values["locations"] = tuple(
+            (float(lat), float(lon), str(text), int(radius)) for lat, lon, text, radius in values.get("locations") or ()
+        )
+        values["announced"] = tuple(values.get("announced") or ())
+        area = values.get("area")
+        values["area"] = (float(area[0]), float(area[1])) if area else None
         return cls(**values)
 
 

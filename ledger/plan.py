@@ -52,11 +52,14 @@ def plan_batch(
     next_tag: Callable[[], int],
     now: float,
     check: EventCheck | None = None,
+    derive: Callable[[Card], Card] | None = None,
 ) -> BatchPlan:
     """Classify and apply `events` in order. `seen_ids` is extended with the ids accepted here,
     so an id repeated within the batch is a duplicate; `next_tag` hands out one tag per
     accepted event (an adapter that assigns tags at commit time may return a placeholder).
-    An event that would be accepted but fails `check` is INVALID, with the reason in `errors`."""
+    An event that would be accepted but fails `check` is INVALID, with the reason in `errors`.
+    `derive` maps each changed card's final state to what is stored (its geo content, which
+    depends on the ledger state: service/geo.py)."""
     state = dict(cards)
     outcomes: list[tuple[str, Outcome]] = []
     changes: dict[str, CardChange] = {}
@@ -86,4 +89,7 @@ def plan_batch(
             change = changes[number] = CardChange(base_version=card.version, card=updated)
         change.card = updated
         change.event_ids.append(event.id)
+    if derive is not None:
+        for change in changes.values():
+            change.card = derive(change.card)
     return BatchPlan(outcomes=outcomes, changes=changes, errors=errors)

@@ -111,6 +111,80 @@ class OutboxEntry:
     enqueued_at: float = 0.0
 
 
+class GeoChanged(StoreError):
+    """Campaigns or store locations changed (the geo generation moved) since the caller read the
+    generation it passed: nothing was written; re-read the geo snapshot, re-derive and retry."""
+
+
+# Derives a card's geo content (geo/evaluate.py) from its final state in a ledger commit.
+Derive = Callable[[Card], Card]
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """A compare-and-set write of one card outside the ledger (geo re-evaluation, app pings).
+
+    Written only while the stored card still has `expected_tag`. With `bump` (pass content
+    changed) the card gets a new tag from the store counter, `modified_at` stepped as the ledger
+    steps it (cards.model.next_modified_at), and `fanout(card)` is enqueued; without, only its data
+    is replaced (tag and modified_at kept, nothing enqueued). `version` is never changed here: the
+    stored card's version is kept whatever `card` says."""
+
+    expected_tag: int
+    card: Card
+    bump: bool = True
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Per update in order: the card as stored now, or None when its tag had moved (nothing
+    written for it). `advanced`: the job step's cursor was saved (see Store.update_cards)."""
+
+    cards: list[Card | None]
+    advanced: bool = False
+
+
+@dataclass(frozen=True)
+class GeoJob:
+    """Resumable work over one program's cards, in card-number order (service/geo.py runs it).
+
+    kind "campaigns": re-evaluate every card (one per program, id "campaigns:<program>",
+    restarted from the beginning by every campaign or store change of the program);
+    kind "message": show `payload` (a marketing message) on the cards it segments."""
+
+    id: str
+    program: str
+    kind: str
+    payload: dict[str, Any]
+    cursor: str  # the last card number done; "" = none yet
+    created_at: float
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """Advance `job_id` to `cursor` (and mark it done with `done`) in the same commit as the
+    card updates, only while `owner` holds the job's lease."""
+
+    job_id: str
+    owner: str
+    cursor: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert sent to a card's companion app (geo pings), for the per-day cap and cooldown."""
+
+    at: float
+    campaign: str
+    store: str
+
+
+# Alerts kept per card, newest last: enough for any cap a day (older records are dropped first).
+ALERTS_KEPT = 200
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     entry: OutboxEntry
@@ -146,6 +220,9 @@ class GoogleState:
     tier: str
     message_hash: str | None = None
     notified: tuple[float, ...] = ()
+    # the card's tag it showed: geo content (locations, notice) changes the tag, not the version
+    tag: int = 0
+    notice_hash: str | None = None  # of the last geo notice added as a message (None: none yet)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +231,8 @@ class GoogleState:
             "tier": self.tier,
             "message_hash": self.message_hash,
             "notified": list(self.notified[-GOOGLE_NOTIFIED_KEPT:]),
+            "tag": self.tag,
+            "notice_hash": self.notice_hash,
         }
 
     @classmethod
@@ -164,6 +243,8 @@ class GoogleState:
             tier=str(data["tier"]),
             message_hash=data.get("message_hash"),
             notified=tuple(float(t) for t in data.get("notified") or ())[-GOOGLE_NOTIFIED_KEPT:],
+            tag=int(data.get("tag") or 0),
+            notice_hash=data.get("notice_hash"),
         )
 
 
@@ -261,7 +342,14 @@ class Store(abc.ABC):
     # -- ledger ----------------------------------------------------------------------------
     @abc.abstractmethod
     async def apply_ledger_events(
-        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+        self,
+        events: list[LedgerEvent],
+        now: float,
+        fanout: Fanout = no_fanout,
+        check: EventCheck | None = None,
+        *,
+        derive: Derive | None = None,
+        geo_generation: int | None = None,
     ) -> LedgerResult:
         """For each event in order: classify (ledger.decide.classify) against the stored card
         (by `card` number or `account`) and the set of already accepted ids; for an accepted
@@ -269,7 +357,10 @@ class Store(abc.ABC):
         new tag from the store-side counter, the event id recorded, and the entries
         `fanout(card)` names for each changed card's final state, coalesced as `enqueue` does.
         `fanout` must not depend on the card's tag (an adapter may assign tags at commit).
-        An event that fails `check` against its card is INVALID (ledger.plan.plan_batch)."""
+        An event that fails `check` against its card is INVALID (ledger.plan.plan_batch).
+        `derive` maps each changed card's final state to the state stored (its geo content),
+        before `fanout`. With `geo_generation`, the commit happens only while the store's geo
+        generation is still that value, else GeoChanged and nothing is written."""
 
     # -- PassKit registrations -------------------------------------------------------------
     @abc.abstractmethod
@@ -457,3 +548,88 @@ class Store(abc.ABC):
         (haversine_m <= radius_m), nearest first, ties by id, at most `limit`, each with its
         distance in metres. A centre outside the indexable band or a negative radius raises
         InvalidStoreLocation."""
+
+    # -- geo: generation, campaigns, jobs, card updates, alerts ----------------------------------
+    # The geo generation is one store-wide counter that every write of a campaign or a store
+    # location advances (in the same atomic step). A writer that derived pass content from a geo
+    # snapshot passes the generation it read, and the store refuses the write (GeoChanged) when it
+    # moved: no card is ever stored with content derived from campaigns or stores that were
+    # already replaced. Every such write also restarts its program's "campaigns" job (below), and
+    # a store location moved to another program restarts both programs' jobs.
+    @abc.abstractmethod
+    async def geo_generation(self) -> int:
+        """The current geo generation (0 before any geo write)."""
+
+    @abc.abstractmethod
+    async def put_campaign(self, campaign: Mapping[str, Any], now: float) -> bool:
+        """Store the campaign (a JSON-able mapping with at least "id" and "program") under its id,
+        replacing a stored one whole; True when the id is new. Advances the geo generation and
+        restarts the job "campaigns:<program>" (of the old program too, if it changed)."""
+
+    @abc.abstractmethod
+    async def get_campaign(self, campaign_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def list_campaigns(self, program: str | None = None) -> list[dict[str, Any]]:
+        """Every campaign (of `program` when given), sorted by id."""
+
+    @abc.abstractmethod
+    async def delete_campaign(self, campaign_id: str, now: float) -> bool:
+        """True when it existed; then as put_campaign (generation, job restart)."""
+
+    @abc.abstractmethod
+    async def restart_campaigns_job(self, program: str, now: float) -> None:
+        """Advance the geo generation and (re)start "campaigns:<program>" from the first card:
+        created when missing, cursor "" and not done when it exists (its lease is kept: the
+        holder's next step fails on the generation and it re-reads). Used when time, not a write,
+        changed what qualifies (a campaign's start or end passed)."""
+
+    @abc.abstractmethod
+    async def add_geo_job(self, job_id: str, program: str, kind: str, payload: Mapping[str, Any], now: float) -> bool:
+        """Add a job (cursor "", not done); False, changing nothing, when the id exists."""
+
+    @abc.abstractmethod
+    async def get_geo_job(self, job_id: str) -> GeoJob | None: ...
+
+    @abc.abstractmethod
+    async def claim_geo_job(self, owner: str, lease_seconds: float, now: float) -> GeoJob | None:
+        """The oldest (created_at, then id) job not done whose lease is free or expired, leased to
+        `owner` until now + lease_seconds; None when there is none. Claiming again as the same
+        owner renews the lease."""
+
+    @abc.abstractmethod
+    async def cards_page(self, program: str, after: str, limit: int) -> list[Card]:
+        """Up to `limit` cards of `program` with number > `after`, in number order."""
+
+    @abc.abstractmethod
+    async def update_cards(
+        self,
+        updates: Sequence[CardUpdate],
+        now: float,
+        fanout: Fanout = no_fanout,
+        *,
+        geo_generation: int | None = None,
+        step: JobStep | None = None,
+    ) -> UpdateResult:
+        """Apply the updates (CardUpdate) in one atomic commit. With `geo_generation`: only while
+        the store's generation is that value, else GeoChanged and nothing is written. With `step`:
+        the job's cursor (and done) is saved in the same commit when every update was written and
+        `step.owner` holds the job's lease (`advanced`); otherwise the job is left as it was (the
+        updates that could be written still are)."""
+
+    @abc.abstractmethod
+    async def reserve_alert(
+        self,
+        card_number: str,
+        record: AlertRecord,
+        decide: Callable[[Sequence[AlertRecord]], str | None],
+        keep_since: float,
+    ) -> str | None:
+        """Atomically: `decide(the card's alert records, oldest first)`; when it returns None,
+        `record` is added (and records older than `keep_since`, or beyond ALERTS_KEPT, dropped)
+        and None returned; otherwise its answer is returned and nothing written. Two concurrent
+        calls for one card never both see the history without the other's record."""
+
+    @abc.abstractmethod
+    async def alert_records(self, card_number: str) -> list[AlertRecord]:
+        """The card's alert records, oldest first."""

@@ -19,6 +19,11 @@ Key layout (all under `prefix`):
   gstate:<serial>          hash: version, data (GoogleState JSON): last synced to the Google object
   storeloc                 hash: store location id -> location JSON
   storegeo, storegeo:<program>     GEO sets of every location's point, and of each program's
+  pcards:<program>         zset (all scores 0) of the program's card numbers, for paging in order
+  geo                      the geo generation (INCR by every campaign or store location write)
+  campaigns                hash: campaign id -> campaign JSON; pcampaigns:<program>, its ids
+  geojob:<id>              hash: a geo job (redis_scripts._RESTART_JOB); geojobs, zset of open ones
+  alerts:<card>            JSON [[at, campaign, store], ...] of the card's app alerts, oldest first
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
 ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
@@ -35,13 +40,14 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
-from cards.model import Card
+from cards.model import Card, next_modified_at
 from geo.boxes import search_boxes
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from geo.locations import StoreLocation
@@ -50,14 +56,21 @@ from ledger.plan import EventCheck, card_key, plan_batch
 from store import redis_scripts as lua
 from store.encoding import compact_json
 from store.port import (
+    ALERTS_KEPT,
     DEFAULT_CLIENT,
     GOOGLE_EVENTS_KEPT,
+    AlertRecord,
     AppToken,
     CardConflict,
+    CardUpdate,
     DeadLetter,
+    Derive,
     DeviceTarget,
     Fanout,
+    GeoChanged,
+    GeoJob,
     GoogleState,
+    JobStep,
     LedgerResult,
     NewEntry,
     OutboxEntry,
@@ -67,17 +80,23 @@ from store.port import (
     Registration,
     Store,
     StoreError,
+    UpdateResult,
     check_near_query,
     check_store_locations,
     nearest_first,
     no_fanout,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GROUP = "workers"
 # Compare-and-set rounds for one ledger batch before giving up; each round commits every card
 # nobody else changed meanwhile, so contention on one card is what it takes to need many.
 _MAX_LEDGER_ROUNDS = 100
+# WATCH rounds of one reserve_alert: a round is lost only to another call that wrote the card's
+# alerts, so this bounds how many concurrent alerts for one card it outlasts.
+_MAX_ALERT_ROUNDS = 1000
+# Card keys per step of the schema-3 backfill (SCAN COUNT and one pipeline of HGETs).
+_BACKFILL_BATCH = 1000
 
 
 _dumps = compact_json
@@ -209,6 +228,14 @@ class RedisStore(Store):
                 "DELETE_STORE_LOCATION",
                 "PROGRAM_STORE_LOCATIONS",
                 "STORES_NEAR",
+                "PUT_CAMPAIGN",
+                "DELETE_CAMPAIGN",
+                "PROGRAM_CAMPAIGNS",
+                "RESTART_CAMPAIGNS_JOB",
+                "ADD_GEO_JOB",
+                "CLAIM_GEO_JOB",
+                "CARDS_PAGE",
+                "UPDATE_CARDS",
             ):
                 self._scripts[name] = client.register_script(getattr(lua, name))
             await self._migrate(client)
@@ -234,6 +261,41 @@ class RedisStore(Store):
         if version < 2:
             await self._migrate_to_typed_outbox(client)
             await client.set(self._key("schema"), 2)
+        if version < 3:
+            await self._backfill_program_cards(client)
+            await client.set(self._key("schema"), 3)
+
+    async def _backfill_program_cards(self, client: aioredis.Redis) -> None:
+        """Schema 2 -> 3: every card's number into its program's pcards zset (cards_page).
+        Idempotent (ZADD), so a process that races another one through it does no harm; cards
+        created meanwhile by processes still on schema 2 are missed until the next migration of
+        this kind, so upgrade every process together."""
+        start = len(self._key("card:"))
+        batch: list[str] = []
+
+        async def flush() -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in batch:
+                    pipe.hget(key, "data")
+                datas = await pipe.execute()
+            by_program: dict[str, dict[str, int]] = {}
+            for key, data in zip(batch, datas, strict=True):
+                if data is not None:
+                    program = str(json.loads(data)["program"])
+                    by_program.setdefault(program, {})[key[start:]] = 0
+            if by_program:
+                async with client.pipeline(transaction=False) as pipe:
+                    for program, numbers in by_program.items():
+                        pipe.zadd(self._key("pcards:", program), numbers)
+                    await pipe.execute()
+            batch.clear()
+
+        async for key in client.scan_iter(match=self._key("card:*"), count=_BACKFILL_BATCH, _type="hash"):
+            batch.append(_text(key))
+            if len(batch) >= _BACKFILL_BATCH:
+                await flush()
+        if batch:
+            await flush()
 
     async def _migrate_to_typed_outbox(self, client: aioredis.Redis) -> None:
         """Schema 1 -> 2: per-device `apns_pass` entries become one `pass_update` per pass, and
@@ -292,7 +354,13 @@ class RedisStore(Store):
     # -- cards -------------------------------------------------------------------------------
     async def create_card(self, card: Card) -> tuple[Card, bool]:
         result = await self._script(
-            "CREATE_CARD", card.number, card.serial, card.account, _dumps(card.to_dict()), str(card.version)
+            "CREATE_CARD",
+            card.number,
+            card.serial,
+            card.account,
+            _dumps(card.to_dict()),
+            str(card.version),
+            card.program,
         )
         await self._replicated()
         status = result[0]
@@ -320,11 +388,24 @@ class RedisStore(Store):
 
     # -- ledger ------------------------------------------------------------------------------
     async def apply_ledger_events(
-        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+        self,
+        events: list[LedgerEvent],
+        now: float,
+        fanout: Fanout = no_fanout,
+        check: EventCheck | None = None,
+        *,
+        derive: Derive | None = None,
+        geo_generation: int | None = None,
     ) -> LedgerResult:
         """Plan in Python with ledger.decide against a snapshot, commit with one script that
         checks each card's version and ids are unchanged (compare-and-set) and assigns tags;
-        the events of cards that changed meanwhile are re-read and re-planned."""
+        the events of cards that changed meanwhile are re-read and re-planned.
+
+        With `geo_generation` the script checks it before writing anything. Each round is atomic
+        on its own: when the generation moves between two rounds (cards of the batch contended
+        with another writer), the cards of earlier rounds stay committed, each with content derived
+        under the generation it was committed with, and GeoChanged is raised; the caller's retry
+        then sees those events as duplicates."""
         if not events:
             return LedgerResult(outcomes=[])
         outcomes: list[tuple[str, Outcome] | None] = [None] * len(events)
@@ -333,8 +414,8 @@ class RedisStore(Store):
         pending = list(range(len(events)))
         for _ in range(_MAX_LEDGER_ROUNDS):
             batch = [events[i] for i in pending]
-            cards, number_by_account, seen = await self._snapshot(batch)
-            plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now, check)
+            cards, number_by_account, seen = await self._snapshot(batch, geo_generation)
+            plan = plan_batch(batch, cards, number_by_account, seen, lambda: 0, now, check, derive)
             for position, (index, outcome) in enumerate(zip(pending, plan.outcomes, strict=True)):
                 outcomes[index] = outcome
                 errors.pop(index, None)
@@ -354,7 +435,10 @@ class RedisStore(Store):
                 }
                 for number, change in plan.changes.items()
             ]
-            tags = await self._script("APPLY_LEDGER", repr(now), _dumps(groups))
+            expected = "" if geo_generation is None else str(geo_generation)
+            tags = await self._script("APPLY_LEDGER", repr(now), _dumps(groups), expected)
+            if not isinstance(tags, list):
+                raise GeoChanged(f"geo generation is no longer {geo_generation}")
             await self._replicated()
             lost: set[str] = set()
             for (number, change), tag in zip(plan.changes.items(), tags, strict=True):
@@ -371,8 +455,12 @@ class RedisStore(Store):
             outcomes=[o for o in outcomes if o is not None], changed=list(changed.values()), errors=errors
         )
 
-    async def _snapshot(self, events: list[LedgerEvent]) -> tuple[dict[str, Card], dict[str, str], set[str]]:
-        """The cards and already accepted ids `events` refer to (two round trips at most)."""
+    async def _snapshot(
+        self, events: list[LedgerEvent], geo_generation: int | None = None
+    ) -> tuple[dict[str, Card], dict[str, str], set[str]]:
+        """The cards and already accepted ids `events` refer to (two round trips at most).
+        With `geo_generation`, GeoChanged when it has already moved (the commit checks again):
+        read in the same round trip, so a batch that changes nothing is refused as well."""
         client = self.client
         accounts = sorted({e.account for e in events if e.card_number is None and e.account is not None})
         number_by_account: dict[str, str] = {}
@@ -385,7 +473,14 @@ class RedisStore(Store):
             for number in numbers:
                 pipe.hgetall(self._key("card:", number))
             pipe.smismember(self._key("ledger:ids"), ids)
-            *card_hashes, members = await pipe.execute()
+            if geo_generation is not None:
+                pipe.get(self._key("geo"))
+            replies = await pipe.execute()
+        if geo_generation is not None:
+            current = replies.pop()
+            if int(current or 0) != geo_generation:
+                raise GeoChanged(f"geo generation is {int(current or 0)}, not {geo_generation}")
+        *card_hashes, members = replies
         cards = {}
         for number, values in zip(numbers, card_hashes, strict=True):
             card = _card_from_hash(values)
@@ -703,12 +798,13 @@ class RedisStore(Store):
             items.append(
                 [loc.id, loc.program, repr(_geo_lon(stored.lon)), repr(stored.lat), _dumps(dataclasses.asdict(stored))]
             )
-        new = int(await self._script("PUT_STORE_LOCATIONS", _dumps(items)))
+        # The port's location writes take no `now`: the restarted jobs are stamped with this clock.
+        new = int(await self._script("PUT_STORE_LOCATIONS", _dumps(items), repr(time.time())))
         await self._replicated()
         return new
 
     async def delete_store_location(self, location_id: str) -> bool:
-        removed = int(await self._script("DELETE_STORE_LOCATION", location_id))
+        removed = int(await self._script("DELETE_STORE_LOCATION", location_id, repr(time.time())))
         await self._replicated()
         return removed == 1
 
@@ -767,3 +863,209 @@ class RedisStore(Store):
             if floor > radius_m or (len(result) == limit and result[-1][1] < floor):
                 return result
             count *= 4
+
+    # -- geo: generation, campaigns, jobs, card updates, alerts --------------------------------
+    async def geo_generation(self) -> int:
+        return int(await self.client.get(self._key("geo")) or 0)
+
+    async def put_campaign(self, campaign: Mapping[str, Any], now: float) -> bool:
+        campaign_id, program = _campaign_key(campaign)
+        new = int(await self._script("PUT_CAMPAIGN", campaign_id, program, _dumps(dict(campaign)), repr(now)))
+        await self._replicated()
+        return new == 1
+
+    async def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        data = await self.client.hget(self._key("campaigns"), campaign_id)
+        return None if data is None else json.loads(_text(data))
+
+    async def list_campaigns(self, program: str | None = None) -> list[dict[str, Any]]:
+        if program is None:
+            values = list((await self.client.hgetall(self._key("campaigns"))).values())
+        else:
+            values = [v for v in await self._script("PROGRAM_CAMPAIGNS", program) if v is not None]
+        return sorted((json.loads(_text(v)) for v in values), key=lambda c: str(c["id"]))
+
+    async def delete_campaign(self, campaign_id: str, now: float) -> bool:
+        removed = int(await self._script("DELETE_CAMPAIGN", campaign_id, repr(now)))
+        await self._replicated()
+        return removed == 1
+
+    async def restart_campaigns_job(self, program: str, now: float) -> None:
+        await self._script("RESTART_CAMPAIGNS_JOB", program, repr(now))
+        await self._replicated()
+
+    async def add_geo_job(self, job_id: str, program: str, kind: str, payload: Mapping[str, Any], now: float) -> bool:
+        added = int(await self._script("ADD_GEO_JOB", job_id, program, kind, _dumps(dict(payload)), repr(now)))
+        await self._replicated()
+        return added == 1
+
+    async def get_geo_job(self, job_id: str) -> GeoJob | None:
+        values = await self.client.hmget(
+            self._key("geojob:", job_id), ["program", "kind", "payload", "cursor", "created_at", "done"]
+        )
+        return None if values[0] is None else _geo_job(job_id, values)
+
+    async def claim_geo_job(self, owner: str, lease_seconds: float, now: float) -> GeoJob | None:
+        row = await self._script("CLAIM_GEO_JOB", owner, repr(float(now + lease_seconds)), repr(float(now)))
+        return None if not row else _geo_job(_text(row[0]), row[1:])
+
+    async def cards_page(self, program: str, after: str, limit: int) -> list[Card]:
+        if limit <= 0:
+            return []
+        flat = await self._script("CARDS_PAGE", program, after, str(limit))
+        cards = []
+        for index in range(0, len(flat), 3):
+            data = _loads_card(flat[index])
+            data["version"] = int(flat[index + 1])
+            data["tag"] = int(flat[index + 2])
+            cards.append(Card.from_dict(data))
+        return cards
+
+    async def update_cards(
+        self,
+        updates: Sequence[CardUpdate],
+        now: float,
+        fanout: Fanout = no_fanout,
+        *,
+        geo_generation: int | None = None,
+        step: JobStep | None = None,
+    ) -> UpdateResult:
+        """One read of the cards (for version, modified_at and the tag precheck), one script that
+        compares each card's tag and commits. A card whose tag matches in the script is the one
+        read: every write that changes version or modified_at also moves the tag. `fanout` sees
+        the card before the script assigns its tag (the tag it had), as in apply_ledger_events."""
+        if not updates and step is None:
+            return UpdateResult(cards=[])
+        numbers = sorted({update.card.number for update in updates})
+        async with self.client.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hgetall(self._key("card:", number))
+            if geo_generation is not None:
+                pipe.get(self._key("geo"))
+            replies = await pipe.execute()
+        if geo_generation is not None:
+            current = int(replies.pop() or 0)
+            if current != geo_generation:
+                raise GeoChanged(f"geo generation is {current}, not {geo_generation}")
+        state: dict[str, Card] = {}
+        for number, values in zip(numbers, replies, strict=True):
+            card = _card_from_hash(values)
+            if card is not None:
+                state[number] = card
+        planned: list[Card | None] = []
+        items: list[dict[str, Any]] = []
+        for update in updates:
+            stored = state.get(update.card.number)
+            # Tags only grow, so a tag that differs now can never match again: no need to ask.
+            if stored is None or stored.tag != update.expected_tag:
+                planned.append(None)
+                continue
+            # Identity and version are the store's: indexes (serial, account, program) stay true.
+            card = update.card.with_changes(
+                serial=stored.serial,
+                account=stored.account,
+                program=stored.program,
+                version=stored.version,
+                tag=stored.tag,
+                modified_at=next_modified_at(stored.modified_at, now) if update.bump else stored.modified_at,
+            )
+            items.append(
+                {
+                    "n": card.number,
+                    "s": card.serial,
+                    "t": str(update.expected_tag),
+                    "b": 1 if update.bump else 0,
+                    "d": _dumps(card.to_dict()),
+                    "e": [_entry_json(entry) for entry in fanout(card)] if update.bump else [],
+                }
+            )
+            planned.append(card)
+            # A second update of the card in this batch expects the tag this one leaves; a bump's
+            # is only known in the script, which compares it there (here: -1, no match).
+            state[card.number] = card.with_changes(tag=-1) if update.bump else card
+        # A step goes to the script only while every update may still be written (it checks the rest).
+        step_json = ""
+        if step is not None and all(card is not None for card in planned):
+            step_json = _dumps({"j": step.job_id, "o": step.owner, "c": step.cursor, "f": int(step.done)})
+        if not items and not step_json:
+            return UpdateResult(cards=planned)
+        reply = await self._script(
+            "UPDATE_CARDS",
+            repr(now),
+            _dumps(items) if items else "[]",
+            "" if geo_generation is None else str(geo_generation),
+            step_json,
+        )
+        if not isinstance(reply, list):
+            raise GeoChanged(f"geo generation is no longer {geo_generation}")
+        await self._replicated()
+        advanced, tags = reply
+        sent = iter(tags)
+        cards: list[Card | None] = []
+        for card in planned:
+            tag = _text(next(sent)) if card is not None else ""
+            cards.append(card.with_changes(tag=int(tag)) if card is not None and tag else None)
+        return UpdateResult(cards=cards, advanced=int(advanced) == 1)
+
+    async def reserve_alert(
+        self,
+        card_number: str,
+        record: AlertRecord,
+        decide: Callable[[Sequence[AlertRecord]], str | None],
+        keep_since: float,
+    ) -> str | None:
+        """WATCH the card's alerts, `decide` in Python, write in MULTI: a write by another call
+        in between fails EXEC, and the round starts again on the new history."""
+        key = self._key("alerts:", card_number)
+        for _ in range(_MAX_ALERT_ROUNDS):
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    records = _alerts(await pipe.get(key))
+                    answer = decide(records)
+                    if answer is not None:
+                        await pipe.unwatch()
+                        return answer
+                    # Stable: records of the same `at` stay in the order they were added.
+                    kept = sorted([*records, record], key=lambda r: r.at)
+                    kept = [r for r in kept if r.at >= keep_since][-ALERTS_KEPT:]
+                    pipe.multi()
+                    if kept:
+                        pipe.set(key, _dumps([[r.at, r.campaign, r.store] for r in kept]))
+                    else:
+                        pipe.delete(key)
+                    await pipe.execute()
+                    return None
+                except WatchError:
+                    continue
+        raise StoreError("alert reservation kept conflicting with concurrent writers")
+
+    async def alert_records(self, card_number: str) -> list[AlertRecord]:
+        return _alerts(await self.client.get(self._key("alerts:", card_number)))
+
+
+def _loads_card(data: str) -> Any:
+    # A job pages over every card of a program: orjson decodes several times faster; json for
+    # what it refuses (integers beyond 64 bits, NaN), so every stored card still reads back.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _campaign_key(campaign: Mapping[str, Any]) -> tuple[str, str]:
+    campaign_id, program = campaign.get("id"), campaign.get("program")
+    if not isinstance(campaign_id, str) or not campaign_id or not isinstance(program, str) or not program:
+        raise StoreError("a campaign needs a non-empty string id and program")
+    return campaign_id, program
+
+
+def _geo_job(job_id: str, values: Sequence[Any]) -> GeoJob:
+    program, kind, payload, cursor, created_at, done = (_text(v) for v in values)
+    return GeoJob(job_id, program, kind, json.loads(payload), cursor, float(created_at), done == "1")
+
+
+def _alerts(data: object) -> list[AlertRecord]:
+    if data is None:
+        return []
+    return [AlertRecord(float(at), str(campaign), str(store)) for at, campaign, store in json.loads(_text(data))]

@@ -8,8 +8,9 @@ formatting would turn large integers into exponent notation.
 
 from __future__ import annotations
 
-# ARGV: prefix, number, serial, account, data json, version
+# ARGV: prefix, number, serial, account, data json, version, program
 # -> {"created", tag} | {"exists", number} | {"conflict"}
+# pcards:<program> (all scores 0) lists the program's card numbers in byte order (cards_page).
 CREATE_CARD = """
 local p = ARGV[1]
 local existing = redis.call('GET', p .. 'account:' .. ARGV[4])
@@ -23,6 +24,7 @@ redis.call('HSET', p .. 'card:' .. ARGV[2], 'data', ARGV[5], 'version', ARGV[6],
 redis.call('SET', p .. 'serial:' .. ARGV[3], ARGV[2])
 redis.call('SET', p .. 'account:' .. ARGV[4], ARGV[2])
 redis.call('HSET', p .. 'serialtag', ARGV[3], stag)
+redis.call('ZADD', p .. 'pcards:' .. ARGV[7], 0, ARGV[2])
 return {'created', stag}
 """
 
@@ -54,6 +56,14 @@ local function add_entry(p, stream, now, e)
 end
 """
 
+# The geo generation (key geo, absent = 0) is still `expected`; "" expects nothing.
+_GEO_CHECK = """
+local function geo_unchanged(p, expected)
+  if expected == '' then return true end
+  return (redis.call('GET', p .. 'geo') or '0') == expected
+end
+"""
+
 # ARGV: prefix, now, entries json [e, ...] (as add_entry) -> {id, ...}
 ENQUEUE = (
     _ADD_ENTRY
@@ -66,15 +76,18 @@ return out
 )
 
 # ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...],
-#   e: [entry, ...]}]
+#   e: [entry, ...]}], expected geo generation ("" for no check)
 # -> per group, the card's new tag, or 0 when the card or an id changed since the plan was
 # made (compare-and-set: the caller re-reads and re-plans that card's events). A committed
-# group's entries are added as add_entry does.
+# group's entries are added as add_entry does. -1 (not a list): the geo generation moved,
+# nothing written.
 APPLY_LEDGER = (
     _ADD_ENTRY
+    + _GEO_CHECK
     + """
 local p = ARGV[1]
 local now = ARGV[2]
+if not geo_unchanged(p, ARGV[4]) then return -1 end
 local groups = cjson.decode(ARGV[3])
 local stream = p .. 'outbox'
 local ids_key = p .. 'ledger:ids'
@@ -317,14 +330,54 @@ redis.call('HSET', key, 'version', ARGV[3], 'data', ARGV[4])
 return 1
 """
 
+# Geo jobs: geojob:<id> hash {program, kind, payload (JSON as given), cursor, created_at, done
+# ("0"/"1"), owner ("" = no lease), until}; geojobs, a zset of the ids of jobs not done, scored
+# by created_at (Redis orders equal scores by member bytes: created_at, then id, as SQLite does).
+# A restart keeps the lease: its holder's next step fails on the generation and it re-reads.
+_RESTART_JOB = """
+local function restart_job(p, program, now)
+  local id = 'campaigns:' .. program
+  local key = p .. 'geojob:' .. id
+  local created = redis.call('HGET', key, 'created_at')
+  if created then
+    redis.call('HSET', key, 'cursor', '', 'done', '0')
+  else
+    created = now
+    redis.call('HSET', key, 'program', program, 'kind', 'campaigns', 'payload', '{}', 'cursor', '',
+      'created_at', now, 'done', '0', 'owner', '', 'until', '0')
+  end
+  redis.call('ZADD', p .. 'geojobs', created, id)
+end
+"""
+
+# Every geo write: the generation (key geo) advances and the programs' jobs restart.
+_GEO_CHANGED = (
+    _RESTART_JOB
+    + """
+local function geo_changed(p, programs, now)
+  redis.call('INCR', p .. 'geo')
+  local done = {}
+  for _, program in ipairs(programs) do
+    if not done[program] then
+      done[program] = true
+      restart_job(p, program, now)
+    end
+  end
+end
+"""
+)
+
 # Store locations (geo/): storeloc hash id -> location JSON; storegeo, a GEO set of every
 # location; storegeo:<program>, one per program.
-# ARGV: prefix, items json [[id, program, lon, lat, location json], ...] -> how many ids were new.
+# ARGV: prefix, items json [[id, program, lon, lat, location json], ...], now -> how many ids were new.
 # The coordinates are checked first (the adapter checked them already: a GEOADD failing half
 # way would leave the import half written, as a script's writes are not rolled back).
-PUT_STORE_LOCATIONS = """
+PUT_STORE_LOCATIONS = (
+    _GEO_CHANGED
+    + """
 local p = ARGV[1]
 local items = cjson.decode(ARGV[2])
+local programs = {}
 local hash, all = p .. 'storeloc', p .. 'storegeo'
 for _, it in ipairs(items) do
   local lon, lat = tonumber(it[3]), tonumber(it[4])
@@ -338,27 +391,36 @@ for _, it in ipairs(items) do
   if old then
     local before = cjson.decode(old)['program']
     if before ~= it[2] then redis.call('ZREM', p .. 'storegeo:' .. before, it[1]) end
+    programs[#programs + 1] = before
   else
     new = new + 1
   end
   redis.call('GEOADD', all, it[3], it[4], it[1])
   redis.call('GEOADD', p .. 'storegeo:' .. it[2], it[3], it[4], it[1])
   redis.call('HSET', hash, it[1], it[5])
+  programs[#programs + 1] = it[2]
 end
+geo_changed(p, programs, ARGV[3])
 return new
 """
+)
 
-# ARGV: prefix, id -> 1 removed | 0 absent
-DELETE_STORE_LOCATION = """
+# ARGV: prefix, id, now -> 1 removed | 0 absent
+DELETE_STORE_LOCATION = (
+    _GEO_CHANGED
+    + """
 local p = ARGV[1]
 local hash = p .. 'storeloc'
 local old = redis.call('HGET', hash, ARGV[2])
 if not old then return 0 end
+local program = cjson.decode(old)['program']
 redis.call('ZREM', p .. 'storegeo', ARGV[2])
-redis.call('ZREM', p .. 'storegeo:' .. cjson.decode(old)['program'], ARGV[2])
+redis.call('ZREM', p .. 'storegeo:' .. program, ARGV[2])
 redis.call('HDEL', hash, ARGV[2])
+geo_changed(p, {program}, ARGV[3])
 return 1
 """
+)
 
 # ARGV: prefix, program -> {location json, ...} of that program's locations (any order)
 PROGRAM_STORE_LOCATIONS = """
@@ -384,3 +446,161 @@ for i, hit in ipairs(hits) do
 end
 return out
 """
+
+# Campaigns: campaigns hash id -> JSON (as the adapter wrote it); pcampaigns:<program>, the set of
+# a program's campaign ids.
+# ARGV: prefix, id, program, campaign json, now -> 1 new | 0 replaced
+PUT_CAMPAIGN = (
+    _GEO_CHANGED
+    + """
+local p, id, program = ARGV[1], ARGV[2], ARGV[3]
+local hash = p .. 'campaigns'
+local old = redis.call('HGET', hash, id)
+local programs = {program}
+if old then
+  local before = tostring(cjson.decode(old)['program'])
+  if before ~= program then
+    redis.call('SREM', p .. 'pcampaigns:' .. before, id)
+    programs[2] = before
+  end
+end
+redis.call('HSET', hash, id, ARGV[4])
+redis.call('SADD', p .. 'pcampaigns:' .. program, id)
+geo_changed(p, programs, ARGV[5])
+if old then return 0 end
+return 1
+"""
+)
+
+# ARGV: prefix, id, now -> 1 removed | 0 absent
+DELETE_CAMPAIGN = (
+    _GEO_CHANGED
+    + """
+local p, id = ARGV[1], ARGV[2]
+local hash = p .. 'campaigns'
+local old = redis.call('HGET', hash, id)
+if not old then return 0 end
+local program = tostring(cjson.decode(old)['program'])
+redis.call('SREM', p .. 'pcampaigns:' .. program, id)
+redis.call('HDEL', hash, id)
+geo_changed(p, {program}, ARGV[3])
+return 1
+"""
+)
+
+# ARGV: prefix, program -> {campaign json, ...} (any order)
+PROGRAM_CAMPAIGNS = """
+local p = ARGV[1]
+local ids = redis.call('SMEMBERS', p .. 'pcampaigns:' .. ARGV[2])
+local out = {}
+for start = 1, #ids, 1000 do  -- unpack() has a stack limit: HMGET in chunks
+  local values = redis.call('HMGET', p .. 'campaigns', unpack(ids, start, math.min(start + 999, #ids)))
+  for k = 1, #values do out[#out + 1] = values[k] end
+end
+return out
+"""
+
+# ARGV: prefix, program, now
+RESTART_CAMPAIGNS_JOB = (
+    _GEO_CHANGED
+    + """
+geo_changed(ARGV[1], {ARGV[2]}, ARGV[3])
+return 1
+"""
+)
+
+# ARGV: prefix, id, program, kind, payload json, now -> 1 added | 0 the id exists
+ADD_GEO_JOB = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'geojob:' .. id
+if redis.call('EXISTS', key) == 1 then return 0 end
+redis.call('HSET', key, 'program', ARGV[3], 'kind', ARGV[4], 'payload', ARGV[5], 'cursor', '',
+  'created_at', ARGV[6], 'done', '0', 'owner', '', 'until', '0')
+redis.call('ZADD', p .. 'geojobs', ARGV[6], id)
+return 1
+"""
+
+# ARGV: prefix, owner, until, now -> {id, program, kind, payload, cursor, created_at, done} | false
+# The first open job (created_at, id) whose lease is free, expired, or already the owner's.
+CLAIM_GEO_JOB = """
+local p, owner, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local ids = redis.call('ZRANGE', p .. 'geojobs', 0, -1)
+for _, id in ipairs(ids) do
+  local key = p .. 'geojob:' .. id
+  local lease = redis.call('HMGET', key, 'owner', 'until')
+  if lease[1] == false then
+    redis.call('ZREM', p .. 'geojobs', id)  -- an index entry without its job
+  elseif lease[1] == '' or lease[1] == owner or tonumber(lease[2]) <= now then
+    redis.call('HSET', key, 'owner', owner, 'until', ARGV[3])
+    local job = redis.call('HMGET', key, 'program', 'kind', 'payload', 'cursor', 'created_at', 'done')
+    return {id, job[1], job[2], job[3], job[4], job[5], job[6]}
+  end
+end
+return false
+"""
+
+# ARGV: prefix, program, after ("" = from the first), limit -> {number, data, version, tag, ...}
+CARDS_PAGE = """
+local p = ARGV[1]
+local min = '-'
+if ARGV[3] ~= '' then min = '(' .. ARGV[3] end
+local numbers = redis.call('ZRANGEBYLEX', p .. 'pcards:' .. ARGV[2], min, '+', 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, number in ipairs(numbers) do
+  local values = redis.call('HMGET', p .. 'card:' .. number, 'data', 'version', 'tag')
+  if values[1] then
+    out[#out + 1] = values[1]
+    out[#out + 1] = values[2]
+    out[#out + 1] = values[3]
+  end
+end
+return out
+"""
+
+# ARGV: prefix, now, updates json [{n: number, s: serial, t: expected tag, b: 1 bump | 0, d: data json,
+#   e: [entry, ...]}], expected geo generation ("" for no check), step json ({j: job id, o: owner,
+#   c: cursor, f: done 0|1}) or ""
+# -> -1 (not a list) when the geo generation moved, nothing written; else {advanced 0|1, {per update:
+# the tag it has now as a string, or "" when its tag had moved (nothing written for it)}}.
+# A bump takes a new tag from the store counter, sets serialtag (serials_updated_since) as a
+# ledger commit does, and adds its entries as add_entry does; without, only `data` is replaced.
+UPDATE_CARDS = (
+    _ADD_ENTRY
+    + _GEO_CHECK
+    + """
+local p, now = ARGV[1], ARGV[2]
+if not geo_unchanged(p, ARGV[4]) then return -1 end
+local stream = p .. 'outbox'
+local results = {}
+local all = true
+for i, u in ipairs(cjson.decode(ARGV[3])) do
+  local card_key = p .. 'card:' .. u.n
+  local tag = redis.call('HGET', card_key, 'tag')
+  if tag ~= u.t then
+    results[i] = ''
+    all = false
+  elseif u.b == 1 then
+    local stag = string.format('%d', redis.call('INCR', p .. 'tag'))
+    redis.call('HSET', card_key, 'data', u.d, 'tag', stag)
+    redis.call('HSET', p .. 'serialtag', u.s, stag)
+    for _, e in ipairs(u.e) do add_entry(p, stream, now, e) end
+    results[i] = stag
+  else
+    redis.call('HSET', card_key, 'data', u.d)
+    results[i] = tag
+  end
+end
+local advanced = 0
+if all and ARGV[5] ~= '' then
+  local step = cjson.decode(ARGV[5])
+  local key = p .. 'geojob:' .. step.j
+  local lease = redis.call('HMGET', key, 'owner', 'until')
+  if lease[1] == step.o and tonumber(lease[2]) > tonumber(now) then
+    redis.call('HSET', key, 'cursor', step.c, 'done', tostring(step.f))
+    if step.f == 1 then redis.call('ZREM', p .. 'geojobs', step.j) end
+    advanced = 1
+  end
+end
+return {advanced, results}
+"""
+)

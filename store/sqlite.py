@@ -21,7 +21,8 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cards.model import Card
+from cards.model import Card, next_modified_at
 from geo.boxes import search_boxes
 from geo.distance import haversine_m
 from geo.locations import StoreLocation
@@ -37,14 +38,21 @@ from ledger.decide import LedgerEvent
 from ledger.plan import EventCheck, plan_batch
 from store.encoding import compact_json
 from store.port import (
+    ALERTS_KEPT,
     DEFAULT_CLIENT,
     GOOGLE_EVENTS_KEPT,
+    AlertRecord,
     AppToken,
     CardConflict,
+    CardUpdate,
     DeadLetter,
+    Derive,
     DeviceTarget,
     Fanout,
+    GeoChanged,
+    GeoJob,
     GoogleState,
+    JobStep,
     LedgerResult,
     NewEntry,
     OutboxEntry,
@@ -54,6 +62,7 @@ from store.port import (
     Registration,
     Store,
     StoreError,
+    UpdateResult,
     check_near_query,
     check_store_locations,
     nearest_first,
@@ -90,6 +99,15 @@ _ORJSON_SAME = frozenset({str, int, type(None)})  # value types orjson writes ex
 
 _LOCATION_COLUMNS = "l.id, l.program, l.name, l.lat, l.lon, l.address, l.timezone"
 
+_JOB_COLUMNS = "id, program, kind, payload, cursor, created_at, done"
+
+# Restart keeps the lease: its holder's next step fails on the generation and it re-reads.
+_RESTART_CAMPAIGNS_JOB = """
+    INSERT INTO geo_jobs (id, program, kind, payload, cursor, created_at, done)
+    VALUES ('campaigns:' || ?1, ?1, 'campaigns', '{}', '', ?2, 0)
+    ON CONFLICT (id) DO UPDATE SET cursor = '', done = 0
+"""
+
 
 def _dumps_records(records: list[dict[str, Any]]) -> str:
     # The journal gets a record per delivered push, encoded as one JSON array per batch:
@@ -124,6 +142,18 @@ def _card_from_row(data: str) -> Card:
 
 def _entry_row(entry: NewEntry, now: float) -> tuple[str, str, str | None, float, float]:
     return (entry.kind, _dumps(dict(entry.fields)), entry.coalesce_key, now, now)
+
+
+def _job_from_row(row: tuple[Any, ...]) -> GeoJob:
+    job_id, program, kind, payload, cursor, created_at, done = row
+    return GeoJob(job_id, program, kind, json.loads(payload), cursor, created_at, bool(done))
+
+
+def _campaign_key(campaign: Mapping[str, Any]) -> tuple[str, str]:
+    campaign_id, program = campaign.get("id"), campaign.get("program")
+    if not isinstance(campaign_id, str) or not campaign_id or not isinstance(program, str) or not program:
+        raise StoreError("a campaign needs a non-empty string id and program")
+    return campaign_id, program
 
 
 def _fields(data: str) -> dict[str, str]:
@@ -307,13 +337,20 @@ class SqliteStore(Store):
 
     # -- ledger ------------------------------------------------------------------------------
     async def apply_ledger_events(
-        self, events: list[LedgerEvent], now: float, fanout: Fanout = no_fanout, check: EventCheck | None = None
+        self,
+        events: list[LedgerEvent],
+        now: float,
+        fanout: Fanout = no_fanout,
+        check: EventCheck | None = None,
+        *,
+        derive: Derive | None = None,
+        geo_generation: int | None = None,
     ) -> LedgerResult:
         if not events:
             return LedgerResult(outcomes=[])
         # One hop to the thread and one transaction for the whole batch: per-event round
         # trips would cost more than the work itself.
-        return await self._durable_write(self._apply_ledger_events, events, now, fanout, check)
+        return await self._durable_write(self._apply_ledger_events, events, now, fanout, check, derive, geo_generation)
 
     def _apply_ledger_events(
         self,
@@ -322,7 +359,11 @@ class SqliteStore(Store):
         now: float,
         fanout: Fanout,
         check: EventCheck | None,
+        derive: Derive | None,
+        geo_generation: int | None,
     ) -> LedgerResult:
+        if geo_generation is not None:
+            self._check_geo_generation(conn, geo_generation)
         numbers = {e.card_number for e in events if e.card_number is not None}
         accounts = {e.account for e in events if e.card_number is None and e.account is not None}
         number_by_account: dict[str, str] = {}
@@ -357,7 +398,7 @@ class SqliteStore(Store):
             counter[0] += 1
             return counter[0]
 
-        plan = plan_batch(events, cards, number_by_account, seen, next_tag, now, check)
+        plan = plan_batch(events, cards, number_by_account, seen, next_tag, now, check, derive)
         changed = [change.card for change in plan.changes.values()]
         if not changed:
             return LedgerResult(outcomes=plan.outcomes, errors=plan.errors)
@@ -762,16 +803,17 @@ class SqliteStore(Store):
 
     async def put_store_locations(self, locs: Sequence[StoreLocation]) -> int:
         checked = check_store_locations(locs)
-        return await self._durable_write(self._put_store_locations, checked) if checked else 0
+        # The port's location writes take no `now`: the restarted jobs are stamped with this clock.
+        return await self._durable_write(self._put_store_locations, checked, time.time()) if checked else 0
 
-    @staticmethod
-    def _put_store_locations(conn: sqlite3.Connection, locs: list[StoreLocation]) -> int:
-        existing = dict(
-            conn.execute(
-                "SELECT id, rid FROM store_locations WHERE id IN (SELECT value FROM json_each(?))",
-                (_dumps([loc.id for loc in locs]),),
-            ).fetchall()
-        )
+    @classmethod
+    def _put_store_locations(cls, conn: sqlite3.Connection, locs: list[StoreLocation], now: float) -> int:
+        rows = conn.execute(
+            "SELECT id, rid, program FROM store_locations WHERE id IN (SELECT value FROM json_each(?))",
+            (_dumps([loc.id for loc in locs]),),
+        ).fetchall()
+        existing = {location_id: rid for location_id, rid, _ in rows}
+        cls._geo_changed(conn, {loc.program for loc in locs} | {program for _, _, program in rows}, now)
         replaced = [loc for loc in locs if loc.id in existing]
         new = [loc for loc in locs if loc.id not in existing]
         if replaced:
@@ -801,11 +843,16 @@ class SqliteStore(Store):
         return len(new)
 
     async def delete_store_location(self, location_id: str) -> bool:
+        now = time.time()
+
         def delete(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("DELETE FROM store_locations WHERE id = ? RETURNING rid", (location_id,)).fetchone()
+            row = conn.execute(
+                "DELETE FROM store_locations WHERE id = ? RETURNING rid, program", (location_id,)
+            ).fetchone()
             if row is None:
                 return False
             conn.execute("DELETE FROM store_locations_rtree WHERE rid = ?", (row[0],))
+            self._geo_changed(conn, {row[1]}, now)
             return True
 
         return await self._durable_write(delete)
@@ -855,3 +902,223 @@ class SqliteStore(Store):
             if distance <= radius_m:
                 found[row[0]] = (StoreLocation(*row), distance)
         return nearest_first(found.values(), limit)
+
+    # -- geo: generation, campaigns, jobs, card updates, alerts --------------------------------
+    @staticmethod
+    def _geo_changed(conn: sqlite3.Connection, programs: set[str], now: float) -> None:
+        """In a geo write's transaction: advance the generation, restart the programs' jobs."""
+        conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'geo'")
+        conn.executemany(_RESTART_CAMPAIGNS_JOB, [(program, now) for program in sorted(programs)])
+
+    @staticmethod
+    def _read_geo_generation(conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT value FROM counters WHERE name = 'geo'").fetchone()[0]
+
+    @classmethod
+    def _check_geo_generation(cls, conn: sqlite3.Connection, expected: int) -> None:
+        # Called inside the write transaction, before anything is written: the exception rolls
+        # back nothing but the lock, and no other writer can move the generation until COMMIT.
+        current = cls._read_geo_generation(conn)
+        if current != expected:
+            raise GeoChanged(f"geo generation is {current}, not {expected}")
+
+    async def geo_generation(self) -> int:
+        return await self._read(self._read_geo_generation)
+
+    async def put_campaign(self, campaign: Mapping[str, Any], now: float) -> bool:
+        campaign_id, program = _campaign_key(campaign)
+        data = _dumps(dict(campaign))
+
+        def put(conn: sqlite3.Connection) -> bool:
+            old = conn.execute("SELECT program FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            conn.execute(
+                "INSERT INTO campaigns (id, program, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET program = excluded.program, data = excluded.data",
+                (campaign_id, program, data),
+            )
+            self._geo_changed(conn, {program} | ({old[0]} if old is not None else set()), now)
+            return old is None
+
+        return await self._durable_write(put)
+
+    async def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        row = await self._read(
+            lambda conn: conn.execute("SELECT data FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        )
+        return None if row is None else json.loads(row[0])
+
+    async def list_campaigns(self, program: str | None = None) -> list[dict[str, Any]]:
+        args: tuple[str, ...]
+        if program is None:
+            query, args = "SELECT data FROM campaigns ORDER BY id", ()
+        else:
+            query, args = "SELECT data FROM campaigns WHERE program = ? ORDER BY id", (program,)
+        rows = await self._read(lambda conn: conn.execute(query, args).fetchall())
+        return [json.loads(row[0]) for row in rows]
+
+    async def delete_campaign(self, campaign_id: str, now: float) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("DELETE FROM campaigns WHERE id = ? RETURNING program", (campaign_id,)).fetchone()
+            if row is None:
+                return False
+            self._geo_changed(conn, {row[0]}, now)
+            return True
+
+        return await self._durable_write(delete)
+
+    async def restart_campaigns_job(self, program: str, now: float) -> None:
+        await self._durable_write(self._geo_changed, {program}, now)
+
+    async def add_geo_job(self, job_id: str, program: str, kind: str, payload: Mapping[str, Any], now: float) -> bool:
+        return await self._durable_write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT INTO geo_jobs (id, program, kind, payload, cursor, created_at, done)"
+                    " VALUES (?, ?, ?, ?, '', ?, 0) ON CONFLICT (id) DO NOTHING",
+                    (job_id, program, kind, _dumps(dict(payload)), now),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def get_geo_job(self, job_id: str) -> GeoJob | None:
+        row = await self._read(
+            lambda conn: conn.execute(f"SELECT {_JOB_COLUMNS} FROM geo_jobs WHERE id = ?", (job_id,)).fetchone()
+        )
+        return None if row is None else _job_from_row(row)
+
+    async def claim_geo_job(self, owner: str, lease_seconds: float, now: float) -> GeoJob | None:
+        row = await self._write(
+            lambda conn: conn.execute(
+                "UPDATE geo_jobs SET lease_owner = ?1, lease_until = ?2 WHERE id = ("
+                " SELECT id FROM geo_jobs WHERE done = 0"
+                " AND (lease_owner IS NULL OR lease_until <= ?3 OR lease_owner = ?1)"
+                " ORDER BY created_at, id LIMIT 1)"
+                f" RETURNING {_JOB_COLUMNS}",
+                (owner, now + lease_seconds, now),
+            ).fetchone()
+        )
+        return None if row is None else _job_from_row(row)
+
+    async def cards_page(self, program: str, after: str, limit: int) -> list[Card]:
+        if limit <= 0:
+            return []
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT data FROM cards WHERE program = ? AND number > ? ORDER BY number LIMIT ?",
+                (program, after, limit),
+            ).fetchall()
+        )
+        # orjson (_loads_payload): a job pages over every card of a program, decoding dominates.
+        return [Card.from_dict(_loads_payload(row[0])) for row in rows]
+
+    async def update_cards(
+        self,
+        updates: Sequence[CardUpdate],
+        now: float,
+        fanout: Fanout = no_fanout,
+        *,
+        geo_generation: int | None = None,
+        step: JobStep | None = None,
+    ) -> UpdateResult:
+        if not updates and step is None:
+            return UpdateResult(cards=[])
+        # Durable as a ledger commit: a bumped tag lost to a power cut could be handed out again
+        # for other content, and a device that saw it would miss that change.
+        return await self._durable_write(self._update_cards, list(updates), now, fanout, geo_generation, step)
+
+    def _update_cards(
+        self,
+        conn: sqlite3.Connection,
+        updates: list[CardUpdate],
+        now: float,
+        fanout: Fanout,
+        geo_generation: int | None,
+        step: JobStep | None,
+    ) -> UpdateResult:
+        if geo_generation is not None:
+            self._check_geo_generation(conn, geo_generation)
+        state: dict[str, Card] = {}
+        numbers = sorted({update.card.number for update in updates})
+        if numbers:
+            for (data,) in conn.execute(
+                "SELECT data FROM cards WHERE number IN (SELECT value FROM json_each(?))", (_dumps(numbers),)
+            ):
+                card = _card_from_row(data)
+                state[card.number] = card
+        counter = conn.execute("SELECT value FROM counters WHERE name = 'tag'").fetchone()[0]
+        results: list[Card | None] = []
+        written: dict[str, Card] = {}
+        entries: list[NewEntry] = []
+        for update in updates:
+            stored = state.get(update.card.number)
+            if stored is None or stored.tag != update.expected_tag:
+                results.append(None)
+                continue
+            # Identity and version are the store's: indexes (serial, account, program) stay true.
+            card = update.card.with_changes(
+                serial=stored.serial, account=stored.account, program=stored.program, version=stored.version
+            )
+            if update.bump:
+                counter += 1
+                card = card.with_changes(tag=counter, modified_at=next_modified_at(stored.modified_at, now))
+                entries.extend(fanout(card))
+            else:
+                card = card.with_changes(tag=stored.tag, modified_at=stored.modified_at)
+            # Later updates of the same card in this batch compare against this one.
+            state[card.number] = written[card.number] = card
+            results.append(card)
+        if written:
+            conn.execute("UPDATE counters SET value = ? WHERE name = 'tag'", (counter,))
+            conn.executemany(
+                "UPDATE cards SET tag = ?, data = ? WHERE number = ?",
+                [(c.tag, _dumps(c.to_dict()), c.number) for c in written.values()],
+            )
+            conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for entry in entries])
+        advanced = False
+        if step is not None and all(card is not None for card in results):
+            advanced = (
+                conn.execute(
+                    "UPDATE geo_jobs SET cursor = ?, done = ? WHERE id = ? AND lease_owner = ? AND lease_until > ?",
+                    (step.cursor, int(step.done), step.job_id, step.owner, now),
+                ).rowcount
+                > 0
+            )
+        return UpdateResult(cards=results, advanced=advanced)
+
+    async def reserve_alert(
+        self,
+        card_number: str,
+        record: AlertRecord,
+        decide: Callable[[Sequence[AlertRecord]], str | None],
+        keep_since: float,
+    ) -> str | None:
+        def reserve(conn: sqlite3.Connection) -> str | None:
+            # Inside BEGIN IMMEDIATE: no other writer (thread or process) runs between the
+            # read that `decide` sees and the insert.
+            answer = decide(self._alert_records(conn, card_number))
+            if answer is not None:
+                return answer
+            conn.execute(
+                "INSERT INTO alerts (card, at, campaign, store) VALUES (?, ?, ?, ?)",
+                (card_number, record.at, record.campaign, record.store),
+            )
+            conn.execute("DELETE FROM alerts WHERE card = ? AND at < ?", (card_number, keep_since))
+            conn.execute(
+                "DELETE FROM alerts WHERE card = ?1 AND id NOT IN ("
+                " SELECT id FROM alerts WHERE card = ?1 ORDER BY at DESC, id DESC LIMIT ?2)",
+                (card_number, ALERTS_KEPT),
+            )
+            return None
+
+        return await self._write(reserve)
+
+    @staticmethod
+    def _alert_records(conn: sqlite3.Connection, card_number: str) -> list[AlertRecord]:
+        rows = conn.execute(
+            "SELECT at, campaign, store FROM alerts WHERE card = ? ORDER BY at, id", (card_number,)
+        ).fetchall()
+        return [AlertRecord(*row) for row in rows]
+
+    async def alert_records(self, card_number: str) -> list[AlertRecord]:
+        return await self._read(self._alert_records, card_number)

@@ -143,4 +143,38 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX store_locations_program ON store_locations (program, id)",
         "CREATE VIRTUAL TABLE store_locations_rtree USING rtree(rid, min_lat, max_lat, min_lon, max_lon)",
     ),
+    # 7: geo (service/geo.py): the geo generation counter; campaigns as JSON; resumable jobs over
+    # a program's cards with a lease (picked oldest first, hence the partial index); each card's
+    # recent app alerts; and cards by (program, number) so a job pages over a program in order.
+    (
+        "INSERT INTO counters (name, value) VALUES ('geo', 0) ON CONFLICT (name) DO NOTHING",
+        "CREATE INDEX cards_program_number ON cards (program, number)",
+        """CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            program TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX campaigns_program ON campaigns (program, id)",
+        """CREATE TABLE geo_jobs (
+            id TEXT PRIMARY KEY,
+            program TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            cursor TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until REAL
+        )""",
+        "CREATE INDEX geo_jobs_open ON geo_jobs (created_at, id) WHERE done = 0",
+        # AUTOINCREMENT: insertion order breaks ties of `at`, as the Redis adapter's list does.
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            card TEXT NOT NULL,
+            at REAL NOT NULL,
+            campaign TEXT NOT NULL,
+            store TEXT NOT NULL
+        )""",
+        "CREATE INDEX alerts_card ON alerts (card, at, id)",
+    ),
 ]

@@ -9,7 +9,7 @@ import pytest
 
 from store.factory import build_store, open_store, sqlite_path
 from store.port import StoreError
-from store.redis import RedisStore
+from store.redis import SCHEMA_VERSION, RedisStore
 from store.sqlite import SqliteStore
 from tests.conftest import REDIS_URL, delete_prefix
 
@@ -46,7 +46,7 @@ async def test_open_redis_with_prefix() -> None:
     try:
         assert isinstance(store, RedisStore) and store.prefix == prefix
         assert await store.ping()
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == SCHEMA_VERSION
     finally:
         await store.close()
         await delete_prefix(prefix)

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from store.redis import GROUP, RedisStore
+from store.port import CardUpdate
+from store.redis import GROUP, SCHEMA_VERSION, RedisStore
 from store.schema.sqlite import MIGRATIONS
 from store.sqlite import SqliteStore
 from tests.conftest import REDIS_URL, delete_prefix
+
+from .conftest import make_card
 
 NOW = 1_700_000_000.0
 
@@ -108,7 +111,7 @@ async def test_redis_schema_1_outbox_and_pushed_tags_are_converted() -> None:
         store = RedisStore(REDIS_URL, prefix=prefix)
         await store.open()
         try:
-            assert await store.schema_version() == 2
+            assert await store.schema_version() == SCHEMA_VERSION
             assert await store.last_pushed_tag("d1", "pass.t", "s1") == 3
             entries = await store.claim_outbox("w", 100, 30, NOW)
             assert sorted(e.fields["serial"] for e in entries) == ["s1", "s2", "s3"]
@@ -166,4 +169,74 @@ async def test_redis_registrations_written_before_clients_read_as_apple() -> Non
         assert await store.count_registrations_by_client("s1") == {"apple": 1}
     finally:
         await store.close()
+        await delete_prefix(prefix)
+
+
+async def test_sqlite_schema_6_cards_page_and_geo_after_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:6]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 6")
+    cards = [make_card(i, program="coffee" if i % 2 else "tea").with_changes(tag=i + 1) for i in range(30)]
+    conn.executemany(
+        "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(c.number, c.serial, c.account, c.program, c.version, c.tag, json.dumps(c.to_dict())) for c in cards],
+    )
+    conn.execute("UPDATE counters SET value = 30 WHERE name = 'tag'")
+    conn.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        coffee = sorted(c.number for c in cards if c.program == "coffee")
+        page = await store.cards_page("coffee", "", 10)
+        assert [c.number for c in page] == coffee[:10]
+        assert [c.number for c in await store.cards_page("coffee", page[-1].number, 100)] == coffee[10:]
+        assert page[0] == next(c for c in cards if c.number == coffee[0])
+        assert await store.geo_generation() == 0
+        assert await store.put_campaign({"id": "c1", "program": "coffee"}, NOW) is True
+        assert await store.geo_generation() == 1
+        (stored,) = (await store.update_cards([CardUpdate(page[0].tag, page[0])], NOW)).cards
+        assert stored is not None and stored.tag == 31
+    finally:
+        await store.close()
+
+
+async def test_redis_schema_2_cards_are_paged_after_upgrade() -> None:
+    prefix = f"test-migrate:{uuid.uuid4().hex}:"
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        writer = RedisStore(REDIS_URL, prefix=prefix)
+        await writer.open()
+        try:
+            cards = [make_card(i, program="coffee" if i % 2 else "tea") for i in range(2_100)]
+            for card in cards:
+                await writer.create_card(card)
+        finally:
+            await writer.close()
+        # what schema 2 had: the cards, no per-program index
+        stale = [key async for key in client.scan_iter(match=prefix + "pcards:*")]
+        assert stale
+        await client.delete(*stale)
+        await client.set(prefix + "schema", 2)
+
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        await store.open()
+        try:
+            assert await store.schema_version() == SCHEMA_VERSION == 3
+            for program in ("coffee", "tea"):
+                expected = sorted(c.number for c in cards if c.program == program)
+                seen: list[str] = []
+                after = ""
+                while page := await store.cards_page(program, after, 333):
+                    seen += [c.number for c in page]
+                    after = page[-1].number
+                assert seen == expected
+        finally:
+            await store.close()
+    finally:
+        await client.aclose()
         await delete_prefix(prefix)
