@@ -28,11 +28,13 @@ Characters are Python code points (what `len` counts). `{balance}` is the plain 
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from cards.bounds import POINTS_MAX
 from cards.model import Card
@@ -171,8 +173,8 @@ def _substitute(parts: list[_Part], values: dict[str, str]) -> str:
     return "".join(literal + (values[field] if field is not None else "") for literal, field in parts)
 
 
-def render(template: str, card: Card, store_name: str, tier_name: str | None = None) -> str:
-    """The lock-screen text of `template` for `card` at the store `store_name` (at most TEXT_MAX).
+def render(template: str, card: Card, store_name: str, tier_name: str | None = None, *, limit: int = TEXT_MAX) -> str:
+    """The lock-screen text of `template` for `card` at the store `store_name` (at most `limit`).
 
     `tier_name` is the tier's display name (the caller's, by the card's locale); None shows the tier key.
     Each value is cut to its budget (module doc). The API refuses invalid templates at creation; should
@@ -186,8 +188,8 @@ def render(template: str, card: Card, store_name: str, tier_name: str | None = N
     try:
         parts = _parse(template)
     except ValueError:
-        return cut(_clean(template), TEXT_MAX)
-    return cut(_clean(_substitute(parts, values)), TEXT_MAX)
+        return cut(_clean(template), limit)
+    return cut(_clean(_substitute(parts, values)), limit)
 
 
 def worst_case_length(template: str, tier_names: Iterable[str] = ()) -> int:
@@ -228,4 +230,66 @@ def length_problem(template: str, tier_names: Iterable[str] = ()) -> str | None:
         f"renders to up to {worst} characters, at most {TEXT_MAX} allowed "
         f"(counting {{balance}} as {BALANCE_SHOWN_MAX}, {{name}} as {NAME_SHOWN_MAX}, "
         f"{{store}} as {STORE_SHOWN_MAX}, {{tier}} as the longest tier name)"
+    )
+
+
+# -- stored form --------------------------------------------------------------------------------
+# Campaigns are stored as the JSON the API shows (store.put_campaign keeps a mapping): times as
+# RFC 3339 strings, conditions under "when". These two functions are the only translation.
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _unix(text: str | None) -> float | None:
+    if text is None:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
+    when = campaign.when
+    return {
+        "id": campaign.id,
+        "program": campaign.program,
+        "name": campaign.name,
+        "text": campaign.text,
+        "stores": list(campaign.stores) if campaign.stores is not None else None,
+        "when": {
+            "min_balance": when.min_balance,
+            "tiers": sorted(when.tiers) if when.tiers is not None else None,
+            "expiring_within_days": when.expiring_within_days,
+        },
+        "starts_at": _iso(campaign.starts_at),
+        "ends_at": _iso(campaign.ends_at),
+        "max_per_day": campaign.max_per_day,
+        "radius_m": campaign.radius_m,
+        "announce": campaign.announce,
+    }
+
+
+def campaign_from_dict(data: Mapping[str, Any]) -> Campaign:
+    """The Campaign of a stored mapping (as campaign_to_dict writes it; extra keys are ignored)."""
+    when = data.get("when") or {}
+    tiers = when.get("tiers")
+    stores = data.get("stores")
+    return Campaign(
+        id=str(data["id"]),
+        program=str(data["program"]),
+        name=str(data.get("name") or ""),
+        text=str(data["text"]),
+        stores=tuple(str(s) for s in stores) if stores is not None else None,
+        when=Conditions(
+            min_balance=when.get("min_balance"),
+            tiers=frozenset(tiers) if tiers is not None else None,
+            expiring_within_days=when.get("expiring_within_days"),
+        ),
+        starts_at=_unix(data.get("starts_at")),
+        ends_at=_unix(data.get("ends_at")),
+        max_per_day=int(data.get("max_per_day") or 1),
+        radius_m=int(data.get("radius_m") or 100),
+        announce=data.get("announce") or None,
     )
