@@ -11,6 +11,7 @@ from typing import Any
 from cards.links import sign_link
 from cards.model import Card
 from config.settings import Settings
+from passes.apple.pass_json import Location
 from passes.assets import program_hero_url, program_logo_url
 from passes.google.model import loyalty_class, loyalty_classes, loyalty_object
 from passes.programs import Program
@@ -40,7 +41,9 @@ def render_for(settings: Settings, programs: Mapping[str, Program]) -> Render:
         # whenever the card changes (and so the object is patched).
         expires = int(time.time()) + settings.link_ttl_seconds
         page = f"{settings.public_url}/c/{card.serial}?{sign_link(settings.link_secret, 'page', card.serial, expires)}"
-        body = loyalty_object(program, card, issuer, page_url=page)
+        # the same stores as the Apple pass (geo/evaluate.py); Google has no per-point text or radius
+        points = [Location(lat, lon) for lat, lon, _, _ in card.locations]
+        body = loyalty_object(program, card, issuer, page_url=page, locations=points)
         return body, loyalty_class(program, issuer, card.tier, **_class_urls(settings, program))
 
     return render

@@ -5,8 +5,11 @@ Layout of the store card (Apple: <= 3 header, 1 primary, <= 4 secondary + auxili
   primary    tier name (changeMessage)
   secondary  member name, points to the next tier (absent on the top tier)
   auxiliary  expiring points and their date (absent when nothing expires)
-  back       last operation (changeMessage "%@": the ledger's message becomes the alert),
-             card number, accrual percent of the tier, terms, support contact
+  back       news (changeMessage "%@": a campaign's announce or a marketing message, only when
+             there is one), last operation (changeMessage "%@": the ledger's message becomes the
+             alert), card number, accrual percent of the tier, terms, support contact
+  locations  the card's geo locations (geo/evaluate.py) with their relevantText; maxDistance
+             only when a campaign asks for less than the default radius (it can only shrink it)
 Words are localization keys resolved by the template's `xx.lproj/pass.strings`.
 """
 
@@ -22,6 +25,9 @@ from cards.numbers import format_card_number
 from passes.programs import Program, tier_string_key
 
 MAX_LOCATIONS = 10  # Apple: "An array of up to 10 objects"
+# Apple's default relevance radius of a store card: UNCONFIRMED (third parties say 100 m), so
+# configurable (WALLET_PASS_DEFAULT_DISTANCE_M); maxDistance "uses the smaller" of the two.
+DEFAULT_DISTANCE_M = 100
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,17 @@ def build_pass_json(
     pass_type_id: str,
     team_id: str,
     web_service_url: str,
-    locations: Sequence[Location] = (),
+    locations: Sequence[Location] | None = None,
+    default_distance_m: int = DEFAULT_DISTANCE_M,
 ) -> dict[str, Any]:
-    """The pass.json dictionary (not yet serialized) of `card` under `template`."""
+    """The pass.json dictionary (not yet serialized) of `card` under `template`.
+
+    `locations` None: the card's own (card.locations)."""
+    radius: int | None = None
+    if locations is None:
+        locations = [Location(lat, lon, text) for lat, lon, text, _ in card.locations]
+        radii = [r for *_, r in card.locations[:MAX_LOCATIONS] if r > 0]
+        radius = min(radii) if radii else None
     tier = template.tier(card.tier) or template.tier_for_balance(card.balance)
 
     header = [
@@ -120,7 +134,10 @@ def build_pass_json(
 
     support = template.support
     support_text = "\n".join(v for k in ("phone", "email", "url") if (v := support.get(k)))
-    back: list[dict[str, Any]] = [
+    back: list[dict[str, Any]] = []
+    if card.notice:
+        back.append({"key": "news", "label": "label.news", "value": card.notice, "changeMessage": "%@"})
+    back += [
         {
             "key": "last_operation",
             "label": "label.last_operation",
@@ -180,4 +197,6 @@ def build_pass_json(
     }
     if locations:
         pass_json["locations"] = [loc.to_json() for loc in list(locations)[:MAX_LOCATIONS]]
+        if radius is not None and radius < default_distance_m:
+            pass_json["maxDistance"] = radius
     return pass_json

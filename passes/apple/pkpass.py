@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from cards.model import Card
-from passes.apple.pass_json import Location, build_pass_json, web_service_url
+from passes.apple.pass_json import DEFAULT_DISTANCE_M, Location, build_pass_json, web_service_url
 from passes.apple.signing import Signer
 from passes.programs import Program
 
@@ -242,7 +242,9 @@ class PassFactory:
         public_url: str,
         cache_entries: int = 4096,
         cache_bytes: int = 32 * 1024 * 1024,  # ~6 KB per pass (template files are shared)
+        default_distance_m: int = DEFAULT_DISTANCE_M,
     ) -> None:
+        self.default_distance_m = default_distance_m
         self.templates = dict(templates)
         self.signer = signer
         self.pass_type_id = pass_type_id
@@ -257,7 +259,7 @@ class PassFactory:
         except KeyError:
             raise UnknownProgramError(f"no template for program {card.program!r}") from None
 
-    def pass_json(self, card: Card, locations: Sequence[Location] = ()) -> dict[str, Any]:
+    def pass_json(self, card: Card, locations: Sequence[Location] | None = None) -> dict[str, Any]:
         return build_pass_json(
             self.template_for(card),
             card,
@@ -265,9 +267,10 @@ class PassFactory:
             team_id=self.team_id,
             web_service_url=self.web_service_url,
             locations=locations,
+            default_distance_m=self.default_distance_m,
         )
 
-    def _content(self, card: Card, locations: Sequence[Location]) -> tuple[_TemplatePack, bytes, str]:
+    def _content(self, card: Card, locations: Sequence[Location] | None) -> tuple[_TemplatePack, bytes, str]:
         pack = self._packs.get(card.program)
         if pack is None:
             raise UnknownProgramError(f"no template for program {card.program!r}")
@@ -279,18 +282,19 @@ class PassFactory:
                 team_id=self.team_id,
                 web_service_url=self.web_service_url,
                 locations=locations,
+                default_distance_m=self.default_distance_m,
             )
         )
         return pack, pass_json, hashlib.sha256(pack.fingerprint + b"\0" + pass_json).hexdigest()
 
-    def cached(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass | None:
+    def cached(self, card: Card, locations: Sequence[Location] | None = None) -> RenderedPass | None:
         """The pass if its signed bytes are cached, else None: cheap enough for an event loop,
         so only a real signature needs a worker thread."""
         pack, _, digest = self._content(card, locations)
         parts = self.cache.get(digest)
         return None if parts is None else RenderedPass(assemble_zip(pack, parts), digest)
 
-    def render(self, card: Card, locations: Sequence[Location] = ()) -> RenderedPass:
+    def render(self, card: Card, locations: Sequence[Location] | None = None) -> RenderedPass:
         """The signed .pkpass bytes of the card's current state (from cache when unchanged)."""
         pack, pass_json, digest = self._content(card, locations)
         parts = self.cache.get(digest)

@@ -231,20 +231,34 @@ class GoogleWalletChannel(Channel):
         object_id = str(body["id"])
         text = card.last_message or None
         new_message = text is not None and (stored is None or stored.message_hash != message_hash(text))
-        patched = not force and stored is not None and stored.version >= card.version
-        if patched and not new_message:
+        notice = card.notice or None
+        new_notice = notice is not None and (stored is None or stored.notice_hash != message_hash(notice))
+        # Geo content (locations, notice) moves the tag without the version: either shows a change.
+        patched = (
+            not force
+            and stored is not None
+            and (stored.version > card.version or (stored.version == card.version and stored.tag >= card.tag))
+        )
+        if patched and not new_message and not new_notice:
             return PushResult("ok", "unchanged"), False
 
         state = stored or GoogleState(version=card.version, balance=card.balance, tier=card.tier)
         if not patched:
             await self._patch_state(card, body, class_body, stored, force=force)
             # Recorded at once: a retried message does not PATCH (and notify) again.
-            state = replace(state, version=card.version, balance=card.balance, tier=card.tier)
+            state = replace(state, version=card.version, balance=card.balance, tier=card.tier, tag=card.tag)
             if not await self.store.put_google_state(card.serial, state):
                 return OK, True  # its message, if any, is the newer sync's to add
         if new_message:
             assert text is not None
-            state = await self._add_message(card, object_id, body, class_body, text, state)
+            state = await self._add_message(card, object_id, body, class_body, text, state, f"ledger-{card.version}")
+            state = replace(state, message_hash=message_hash(text))
+            if not await self.store.put_google_state(card.serial, state):
+                return OK, True
+        if new_notice:
+            assert notice is not None
+            state = await self._add_message(card, object_id, body, class_body, notice, state, f"notice-{card.tag}")
+            state = replace(state, notice_hash=message_hash(notice))
             if not await self.store.put_google_state(card.serial, state):
                 return OK, True
         return OK, False
@@ -306,12 +320,13 @@ class GoogleWalletChannel(Channel):
         class_body: dict[str, Any],
         text: str,
         state: GoogleState,
+        message_id: str,
     ) -> GoogleState:
         now = self.clock()
         recent = tuple(t for t in state.notified if now - t < NOTIFY_WINDOW)
         notify = len(recent) < NOTIFY_LIMIT
         header = str(class_body.get("programName") or "")
-        message: dict[str, Any] = {"id": f"ledger-{card.version}", "header": header, "body": text}
+        message: dict[str, Any] = {"id": message_id, "header": header, "body": text}
 
         async def add(kind: str) -> GoogleWalletResult:
             return await self._call(lambda: self.client.add_message(object_id, {**message, "messageType": kind}))
@@ -331,7 +346,7 @@ class GoogleWalletChannel(Channel):
         if notify:
             recent = recent + (now,)
         await self._trim_messages(object_id, result.body)
-        return replace(state, message_hash=message_hash(text), notified=recent)
+        return replace(state, notified=recent)
 
     async def _trim_messages(self, object_id: str, resource: dict[str, Any] | None) -> None:
         """Keep the newest `keep_messages` (Google appends; the list is the object's, read back

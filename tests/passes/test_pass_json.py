@@ -170,3 +170,26 @@ def test_every_localizable_key_exists(coffee, make_card) -> None:
 def test_pure_and_deterministic(coffee, make_card) -> None:
     card = make_card()
     assert json.dumps(build(coffee, card)) == json.dumps(build(coffee, card))
+
+
+def test_card_locations_and_max_distance(coffee, make_card) -> None:
+    spots = tuple((55.7 + i / 100, 37.6, f"Shop {i} nearby", 300 if i else 60) for i in range(12))
+    pj = build(coffee, make_card(locations=spots))
+    assert len(pj["locations"]) == MAX_LOCATIONS
+    assert pj["locations"][1] == {"latitude": 55.71, "longitude": 37.6, "relevantText": "Shop 1 nearby"}
+    assert pj["maxDistance"] == 60  # a campaign asking for less than the default radius shrinks it
+    wide = build(coffee, make_card(locations=tuple(s[:3] + (300,) for s in spots)))
+    assert "maxDistance" not in wide  # maxDistance can only shrink Apple's default radius
+    assert "maxDistance" not in build(coffee, make_card(locations=spots), default_distance_m=50)
+    validate_pass_json(pj)
+
+
+def test_notice_is_a_back_field_with_a_change_message(coffee, make_card) -> None:
+    assert "news" not in fields(build(coffee, make_card()))
+    pj = build(coffee, make_card(notice="Double points this week"))
+    news = fields(pj)["news"]
+    assert group_of(pj, "news") == "backFields"
+    assert news["value"] == "Double points this week" and news["changeMessage"] == "%@"
+    assert news["label"] == "label.news"
+    assert not unresolved_keys(pj, coffee.strings)
+    validate_pass_json(pj)
