@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from config.apps import AppSettings, load_app_settings
+from config.geo import GeoSettings, load_geo_settings
 from config.google import GoogleSettings, load_google_settings
 from config.relays import RelaySettings, load_relay_settings
 
@@ -66,6 +68,10 @@ class Settings:
     relays: RelaySettings = field(default_factory=RelaySettings)
     # Google Wallet: issuer, service account, REST root, save-JWT origins (config/google.py)
     google: GoogleSettings = field(default_factory=GoogleSettings)
+    # geo-campaign jobs, schedules, pass relevance radius, ping rate (config/geo.py)
+    geo: GeoSettings = field(default_factory=GeoSettings)
+    # companion app: FCM and the iOS app's APNs topic (config/apps.py)
+    apps: AppSettings = field(default_factory=AppSettings)
 
     @property
     def is_dev(self) -> bool:
@@ -239,6 +245,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     relays = load_relay_settings(get, env == "dev", problems)
     certs_dir = Path(get("WALLET_CERTS_DIR", "certs"))
     google = load_google_settings(get, env == "dev", certs_dir, public_url, problems)
+    geo = load_geo_settings(get, problems)
+    apps = load_app_settings(get, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -270,4 +278,6 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         passkit_register_rate=register_rate,
         relays=relays,
         google=google,
+        geo=geo,
+        apps=apps,
     )

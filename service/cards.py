@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cards.model import Card, Member
 from cards.numbers import last4, new_auth_token, new_card_number, new_serial
@@ -19,9 +21,18 @@ from push.kinds.google_object import GoogleObject
 from push.messages import entry
 from store.port import CardConflict, Store
 
+if TYPE_CHECKING:  # service/geo.py builds on the ledger's fanout, wired after this
+    from service.geo import GeoService
+
 log = logging.getLogger(__name__)
 
 _DRAWS = 8  # random numbers and serials drawn before giving up (10^11 numbers per prefix)
+APP_TOKEN_BYTES = 24  # the companion app's secret: 192 random bits (at least 128 asked), URL-safe
+
+
+def new_app_token() -> str:
+    """A card's companion-app secret (`Authorization: Card <number>:<app_token>`): no ':' in it."""
+    return secrets.token_urlsafe(APP_TOKEN_BYTES)
 
 
 class IssueError(Exception):
@@ -43,6 +54,7 @@ class NewCard:
     balance: int = 0
     tier: str | None = None
     locale: str | None = None
+    home_store: str | None = None  # the enrolment store: the member's area until the app reports one
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class CardIssuer:
         # the save link names it (skinny form), so it must exist before anyone follows the link.
         self.google = google
         self.wakeup = wakeup
+        # with it, a new card's pass shows its campaigns from the start (service/geo.py)
+        self.geo: GeoService | None = None
 
     def program(self, name: str) -> Program:
         program = self.programs.get(name)
@@ -86,13 +100,18 @@ class CardIssuer:
                 account=request.account,
                 serial=new_serial(),
                 auth_token=new_auth_token(),
+                app_token=new_app_token(),
                 member=request.member,
                 locale=request.locale or program.default_locale,
                 balance=request.balance,
                 tier=request.tier or program.tier_for_balance(request.balance).key,
                 created_at=int(now),
                 modified_at=int(now),
+                home_store=request.home_store,
             )
+            generation: int | None = None
+            if self.geo is not None:
+                card, generation = await self.geo.evaluated(card, now)
             try:
                 stored, created = await self.store.create_card(card)
             except CardConflict:
@@ -104,6 +123,10 @@ class CardIssuer:
                 continue  # a random number or serial collided: draw again
             if created:
                 log.info("issued card *%s in %s", last4(stored.number), stored.program)
+                if self.geo is not None and generation != await self.store.geo_generation():
+                    # Campaigns changed between the derivation and the commit, and their job may
+                    # have passed this card's number already: derived again, as a ping would.
+                    stored = await self.geo.refresh(stored, now) or stored
             if self.google:
                 # again for an existing card too: coalesced if one waits, and it repairs a crash
                 # between the card's commit and this one

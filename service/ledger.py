@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cards.model import Card
 from ledger.decide import LedgerEvent, Outcome
@@ -19,7 +19,10 @@ from ledger.plan import EventCheck
 from passes.programs import Program
 from push.kinds.google_object import GoogleObject
 from push.messages import PassUpdate, entry
-from store.port import LedgerResult, NewEntry, Store
+from store.port import Derive, GeoChanged, LedgerResult, NewEntry, Store
+
+if TYPE_CHECKING:  # service/geo.py builds on the fanout defined here
+    from service.geo import GeoService
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ Answer = dict[str, list[Any]]
 # batch the service always refuses is stuck for good. Connection and other store failures stay errors.
 _UNSTORABLE = (UnicodeError, OverflowError, ValueError)
 UNSTORABLE_MESSAGE = "the store cannot take this event"
+_GEO_RETRIES = 20  # derivations of one batch while campaigns keep changing under it
 
 
 class LedgerIntake:
@@ -44,8 +48,10 @@ class LedgerIntake:
         wakeup: asyncio.Event | None = None,
         *,
         google: bool = False,
+        geo: GeoService | None = None,
     ) -> None:
         self.store = store
+        self.geo = geo  # with it, each changed card's geo content is derived in the same commit
         self.pass_type_id = pass_type_id
         self.wakeup = wakeup
         self.google = google  # each changed card's Google Wallet object is patched too
@@ -78,7 +84,7 @@ class LedgerIntake:
         answer: Answer = {o.value: [] for o in Outcome if o is not Outcome.INVALID}
         if valid:
             check = self._check if self._per_program else None
-            result = await self._commit(valid, now, check)
+            result = await self._commit_derived(valid, now, check)
             for index, (ident, outcome) in enumerate(result.outcomes):
                 if outcome is Outcome.INVALID:
                     invalid.append({"id": ident, "error": result.errors.get(index, "invalid")})
@@ -89,19 +95,42 @@ class LedgerIntake:
         answer["invalid"] = invalid
         return answer
 
-    async def _commit(self, events: list[LedgerEvent], now: float, check: EventCheck | None) -> LedgerResult:
+    async def _commit_derived(self, events: list[LedgerEvent], now: float, check: EventCheck | None) -> LedgerResult:
+        """`_commit` with geo content derived from the current geo snapshot: when campaigns or stores
+        change between reading the snapshot and the commit, the store refuses it and the batch is
+        derived again from the new snapshot."""
+        if self.geo is None:
+            return await self._commit(events, now, check, None, None)
+        for _ in range(_GEO_RETRIES):
+            snapshot = await self.geo.snapshot()
+            try:
+                return await self._commit(events, now, check, self.geo.deriver(snapshot, now), snapshot.generation)
+            except GeoChanged:
+                continue
+        raise GeoChanged("campaigns or stores kept changing during a ledger commit")
+
+    async def _commit(
+        self,
+        events: list[LedgerEvent],
+        now: float,
+        check: EventCheck | None,
+        derive: Derive | None,
+        generation: int | None,
+    ) -> LedgerResult:
         """The store's result for `events`; when the store cannot encode something in them, the halves
         are committed one after the other (in order, so the outcomes are those of one batch) until the
         event it cannot take is alone, and that one is INVALID."""
         try:
-            return await self.store.apply_ledger_events(events, now, self.fanout, check)
+            return await self.store.apply_ledger_events(
+                events, now, self.fanout, check, derive=derive, geo_generation=generation
+            )
         except _UNSTORABLE as exc:
             if len(events) == 1:
                 log.warning("ledger event refused by the store: %s", type(exc).__name__)
                 return LedgerResult(outcomes=[(events[0].id, Outcome.INVALID)], errors={0: UNSTORABLE_MESSAGE})
         middle = len(events) // 2
-        first = await self._commit(events[:middle], now, check)
-        second = await self._commit(events[middle:], now, check)
+        first = await self._commit(events[:middle], now, check, derive, generation)
+        second = await self._commit(events[middle:], now, check, derive, generation)
         return LedgerResult(
             outcomes=first.outcomes + second.outcomes,
             changed=_latest(first.changed + second.changed),

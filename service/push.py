@@ -21,6 +21,7 @@ from passes.programs import Program, load_programs
 from push.channels.apns.sender import ApnsChannel
 from push.channels.base import ANY, Channel, ChannelKey, Channels, PassPush
 from push.channels.dryrun import DryRunChannel
+from push.channels.fcm import FcmChannel
 from push.channels.google import GoogleWalletChannel
 from push.channels.relays import (
     Pass2UChannel,
@@ -33,11 +34,17 @@ from push.clients import PASS2U, PASSHUB, PASSWALLET, RELAY_CLIENTS, WALLETPASSE
 from push.kinds.google_object import GOOGLE
 from push.results import PushResult, token_hint
 from push.worker import APPLE, JOURNAL_KEEP, Worker
+from service.geo import GeoService, build_runner
 from service.google import ensure_classes, google_channel
+from service.ledger import LedgerIntake
 from store.factory import open_store
 from store.port import Store
 
 log = logging.getLogger(__name__)
+
+# the clients AppAlert routes to (push/kinds/app_alert.py: "app:<platform>")
+APP_ANDROID = "app:android"
+APP_IOS = "app:ios"
 
 
 def client_cert_pem(settings: Settings) -> bytes:
@@ -54,7 +61,8 @@ def client_cert_pem(settings: Settings) -> bytes:
     return chain + key
 
 
-def apns_channel(settings: Settings) -> ApnsChannel:
+def apns_channel(settings: Settings, app_topic: str | None = None) -> ApnsChannel:
+    """The APNs channel of our pass type; with `app_topic`, one that also sends alerts to that app."""
     if settings.apns_key_file:
         with open(settings.apns_key_file, encoding="utf-8") as handle:
             key_p8 = handle.read()
@@ -65,13 +73,31 @@ def apns_channel(settings: Settings) -> ApnsChannel:
             key_id=settings.apns_key_id,
             team_id=settings.team_id,
             ca_file=settings.apns_ca_file,
+            app_topic=app_topic,
         )
     return ApnsChannel(
         settings.pass_type_id,
         endpoint=settings.apns_endpoint,
         client_cert_pem=client_cert_pem(settings),
         ca_file=settings.apns_ca_file,
+        app_topic=app_topic,
     )
+
+
+def app_channels(settings: Settings) -> dict[ChannelKey, Channel]:
+    """The companion app's alert channels, for the platforms whose settings are given (config/apps.py).
+    A platform without settings has no route: its alerts are dead-lettered, visibly, not dropped."""
+    apps = settings.apps
+    routes: dict[ChannelKey, Channel] = {}
+    if apps.fcm_service_account is not None:
+        routes[(APP_ANDROID, ANY)] = FcmChannel(str(apps.fcm_service_account), fcm_endpoint_base=apps.fcm_endpoint_base)
+    if apps.apns_topic is not None:
+        # A channel of its own rather than the pass-update one: alerts then never wait behind a
+        # burst of pass updates for a stream, and the journal names the app's topic.
+        alerts = apns_channel(settings, app_topic=apps.apns_topic)
+        alerts.name = f"apns:{apps.apns_topic}"
+        routes[(APP_IOS, ANY)] = alerts
+    return routes
 
 
 def relay_channels(settings: Settings) -> dict[ChannelKey, Channel]:
@@ -100,16 +126,16 @@ def relay_channels(settings: Settings) -> dict[ChannelKey, Channel]:
 def build_channels(
     settings: Settings, store: Store | None = None, programs: Mapping[str, Program] | None = None
 ) -> Channels:
-    """Where each kind of push goes. Companion-app alerts have no channel until their settings
-    exist (the geo issue); the worker dead-letters them, visibly, meanwhile. Google Wallet objects
-    go out when Google Wallet is on and the store and programs are given (the channel keeps what
-    it synced in the store)."""
+    """Where each kind of push goes. Companion-app alerts go out through FCM and APNs when their
+    settings are given (app_channels). Google Wallet objects go out when Google Wallet is on and the
+    store and programs are given (the channel keeps what it synced in the store)."""
     if settings.push_dry_run:
         dry = DryRunChannel()
         routes: dict[ChannelKey, Channel] = {(APPLE, settings.pass_type_id): dry}
-        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, GOOGLE, "app:android", "app:ios")})
+        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, GOOGLE, APP_ANDROID, APP_IOS)})
         return Channels(routes)
     routes = {(APPLE, settings.pass_type_id): apns_channel(settings), **relay_channels(settings)}
+    routes.update(app_channels(settings))
     account = settings.google.service_account
     if account is not None and account.token_uri == DEV_TOKEN_URI:
         # dev's generated key reaches no Google: its object updates are recorded as a dry run
@@ -173,9 +199,16 @@ async def run_standalone_worker(settings: Settings) -> int:
     log.info(
         "push worker %s started (%s)", worker.consumer, "dry run" if settings.push_dry_run else settings.apns_endpoint
     )
+    # campaign and message jobs run beside the pushes they make (the web processes run none on Redis)
+    fanout = LedgerIntake(store, programs, settings.pass_type_id, google=settings.google.enabled).fanout
+    runner = build_runner(settings, GeoService(store, programs, fanout), worker.consumer)
+    geo_task = asyncio.create_task(runner.run_forever(stop), name="geo-runner")
     try:
         await run_worker(worker, stop, settings, programs)
     finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await geo_task
         await store.close()
     return 0
 

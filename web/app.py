@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 
 from config.startup import Prepared
 from service.push import run_worker
-from service.wiring import open_core
+from service.wiring import geo_runner, open_core
 from store.port import StoreError
 from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, store_error_handler, unexpected_error_handler
@@ -51,13 +51,21 @@ def create_app(prepared: Prepared) -> Starlette:
             if worker
             else None
         )
+        # campaign and message jobs run where pushes are delivered: a process without a worker
+        # leaves them to the worker processes
+        geo_task = (
+            asyncio.create_task(geo_runner(services.core, worker.consumer).run_forever(stop), name="geo-runner")
+            if worker
+            else None
+        )
         try:
             yield
         finally:
             stop.set()
-            if worker_task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
+            for task in (worker_task, geo_task):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if services.google_keys is not None:
                 await services.google_keys.aclose()
             await services.core.aclose()

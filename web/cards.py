@@ -149,7 +149,9 @@ def parse_new_card(data: dict[str, Any], templates: Mapping[str, Program]) -> tu
     locale = NEW_CARD.value(data, "locale")
     if locale is not None and locale not in template.locales:
         raise invalid("locale", f"one of {', '.join(template.locales)}")
+    store = NEW_CARD.value(data, "store")
     return template, {
+        "home_store": store,
         "account": account,
         "member": Member(name=member["name"], phone=member["phone"], email=member["email"]),
         "balance": balance,
@@ -166,6 +168,11 @@ async def create_card(request: Request) -> Response:
     require_role(request, "issuer")
     program, fields = parse_new_card(await read_json_object(request), services.programs)
     now = time.time()
+    home = fields.get("home_store")
+    if home is not None:
+        found = await services.store.get_store_location(home)
+        if found is None or found.program != program.program:
+            raise invalid("store", f"no store {home!r} in {program.program} (PUT /v1/stores/{{id}} first)")
     try:
         issued = await services.cards.issue(NewCard(program=program.program, **fields), now)
     except IssueError as exc:
@@ -174,7 +181,14 @@ async def create_card(request: Request) -> Response:
     if issued.created:
         services.metrics.inc("wallet_cards_issued_total", help="Cards issued", program=program.program)
     card = issued.card
-    body = {"card": card.number, "serial": card.serial, "links": links_for(services, card, now)}
+    body = {
+        "card": card.number,
+        "serial": card.serial,
+        "links": links_for(services, card, now),
+        # only here, to the issuer, never on GET: whoever holds it is the member to the companion app.
+        # A card issued before app tokens existed has none (null) and no app access.
+        "app_token": card.app_token or None,
+    }
     return JSONResponse(body, status_code=201 if issued.created else 200)
 
 

@@ -4,6 +4,8 @@ described in web/schemas.py."""
 
 from __future__ import annotations
 
+import re
+
 from cards.bounds import POINTS_MAX
 from web.validation import ACCOUNT_RE, EMAIL_RE, PHONE_RE, Body, Integer, Obj, Text
 
@@ -38,6 +40,13 @@ NEW_CARD = Body(
             max_len=16,
             one_of="locales",
             description="a locale of the program; by default the program's default locale",
+        ),
+        "store": Text(
+            required=False,
+            max_len=64,
+            pattern=re.compile(r"^[A-Za-z0-9._-]{1,64}$"),
+            description="the enrolment store (an id of PUT /v1/stores in this program): until the companion "
+            "app reports where the member is, the pass shows the campaign stores nearest to it",
         ),
     },
     description="Strings are trimmed of surrounding white space and may not hold control characters, "

@@ -95,6 +95,10 @@ class Services:
     def outbox_wakeup(self) -> asyncio.Event:
         return self.core.outbox_wakeup
 
+    @property
+    def geo_wakeup(self) -> asyncio.Event:
+        return self.core.geo_wakeup
+
 
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services

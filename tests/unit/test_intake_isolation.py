@@ -25,12 +25,12 @@ class Refusing:
         self.commits = 0
 
     async def apply_ledger_events(
-        self, events: list[LedgerEvent], now: float, fanout: Fanout, check: EventCheck | None = None
+        self, events: list[LedgerEvent], now: float, fanout: Fanout, check: EventCheck | None = None, **geo: Any
     ) -> LedgerResult:
         if any(e.id == "poison" for e in events):
             raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
         self.commits += 1
-        return await self.store.apply_ledger_events(events, now, fanout, check)
+        return await self.store.apply_ledger_events(events, now, fanout, check, **geo)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
