@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from web import admin, assets, cards, ledger, ops, passkit, schemas, stores
+from web import admin, apps, assets, campaigns, cards, ledger, messages, ops, passkit, schemas, stores
 from web.google import (
     CALLBACK,
     CALLBACK_RESULT,
@@ -57,6 +57,8 @@ _ADMIN = bearer("admin")
 _ADMIN_ERRORS = {400: ("invalid_query",)}
 _MARKETING = bearer("marketing")
 _STORE_ID = Param("id", {"pattern": stores.ID_RE.pattern}, "path", description="the store's id, chosen by the caller")
+_CAMPAIGN_ID = Param("id", {"pattern": campaigns.ID_RE.pattern}, "path", description="the campaign's id")
+_CAMPAIGN_ERRORS = {400: ("invalid_path",), 404: ("unknown_campaign",)}
 
 API_ROUTES: list[ApiRoute] = [
     ApiRoute(
@@ -412,6 +414,147 @@ API_ROUTES: list[ApiRoute] = [
             body_errors=("invalid_rows",),
             security=_MARKETING,
             errors={415: ("unsupported_media_type",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns",
+        campaigns.create_campaign,
+        method="POST",
+        operation=Operation(
+            "Create a geo-campaign",
+            {201: Reply("created, with its generated id", schemas.CAMPAIGN)},
+            description="Checked whole before anything is stored: the text's placeholders and its rendered "
+            "length (at most 80 characters for every card and store), the program's tiers and stores, the "
+            "schedule (ends_at after starts_at). The program's passes are re-evaluated right after.",
+            body=campaigns.NEW_CAMPAIGN,
+            body_errors=("invalid_field", "unknown_program"),
+            security=_MARKETING,
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns",
+        campaigns.list_campaigns,
+        method="GET",
+        operation=Operation(
+            "Campaigns, by id",
+            {200: Reply("the campaigns", schemas.CAMPAIGNS)},
+            security=_MARKETING,
+            params=(Param("program", {"type": "string"}, description="only this program's campaigns"),),
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns/{id}",
+        campaigns.get_campaign,
+        method="GET",
+        operation=Operation(
+            "A campaign",
+            {200: Reply("the campaign", schemas.CAMPAIGN)},
+            security=_MARKETING,
+            params=(_CAMPAIGN_ID,),
+            errors=_CAMPAIGN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns/{id}",
+        campaigns.patch_campaign,
+        method="PATCH",
+        operation=Operation(
+            "Change some of a campaign's fields",
+            {200: Reply("the campaign as stored now", schemas.CAMPAIGN)},
+            description="The merged campaign is checked whole, as on creation; `program` may not change (400). "
+            "Nothing is stored on an error.",
+            body=campaigns.CAMPAIGN_PATCH,
+            body_errors=("invalid_field", "unknown_program"),
+            security=_MARKETING,
+            params=(_CAMPAIGN_ID,),
+            errors=_CAMPAIGN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns/{id}",
+        campaigns.delete_campaign,
+        method="DELETE",
+        operation=Operation(
+            "Delete a campaign (its stores leave the passes)",
+            {200: Reply("deleted", schemas.CAMPAIGN_DELETED)},
+            security=_MARKETING,
+            params=(_CAMPAIGN_ID,),
+            errors=_CAMPAIGN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/campaigns/{id}/preview",
+        campaigns.preview_campaign,
+        method="POST",
+        operation=Operation(
+            "Which cards meet the campaign's conditions now: counts per tier and sample texts",
+            {200: Reply("the reach", schemas.CAMPAIGN_PREVIEW)},
+            description="Counts the cards meeting `when` whether or not the campaign runs now (`active` says). "
+            f"Up to {campaigns.PREVIEW_SAMPLES} samples, rendered at the campaign's first store (or the "
+            "program's), card numbers cut to their last 4 digits.",
+            security=_MARKETING,
+            params=(_CAMPAIGN_ID,),
+            errors=_CAMPAIGN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/messages",
+        messages.send_message,
+        method="POST",
+        operation=Operation(
+            "Send a message to the program's cards that meet `when`",
+            {202: Reply("queued: a job shows it on each card's pass", schemas.MESSAGE_QUEUED)},
+            description="Shown on the pass's back with a change message and as a Google Wallet message. "
+            f"The text may use {{balance}} {{tier}} {{name}} and must render within {messages.MESSAGE_MAX} "
+            "characters; nothing is queued on an error.",
+            body=messages.MESSAGE,
+            body_errors=("invalid_field", "unknown_program"),
+            security=_MARKETING,
+        ),
+    ),
+    ApiRoute(
+        "/v1/messages/{id}",
+        messages.get_message,
+        method="GET",
+        operation=Operation(
+            "A message and how far its delivery got",
+            {200: Reply("the message", schemas.MESSAGE_STATE)},
+            security=_MARKETING,
+            params=(Param("id", {"pattern": campaigns.ID_RE.pattern}, "path", description="the message's id"),),
+            errors={400: ("invalid_path",), 404: ("unknown_message",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/apps/devices",
+        apps.register_device,
+        method="POST",
+        operation=Operation(
+            "Register the companion app's push token for the card (FCM on android, APNs on ios)",
+            {200: Reply("registered (again: the token's time is refreshed)", schemas.APP_DEVICE_REGISTERED)},
+            description=f"At most {apps.APP_TOKENS_MAX} installs per card: a new one beyond that replaces the "
+            "least recently registered.",
+            body=apps.APP_DEVICE,
+            body_errors=("invalid_field",),
+            security=apps.CARD_APP,
+            errors={429: ("rate_limited",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/geo/ping",
+        apps.geo_ping,
+        method="POST",
+        operation=Operation(
+            "The app's position: may send a \"shop nearby\" alert to the card's app installs",
+            {200: Reply("which rule applied, and the store it was about", schemas.GEO_PING_RESULT)},
+            description="Only the ~1 km cell of the position is kept (the member's area, which orders the "
+            "pass's locations); the position itself is not. Within `radius_m` of a store of an active campaign "
+            "the card qualifies for (the nearest such store), an alert is sent, at most `max_per_day` per "
+            "campaign, never for the same store twice within 24 h, never 22:00-08:00 in the store's zone. "
+            "Pings are rate-limited per card (WALLET_RATE_GEO_PING).",
+            body=apps.GEO_PING,
+            body_errors=("invalid_field",),
+            security=apps.CARD_APP,
+            errors={409: ("no_app_device",), 429: ("rate_limited",)},
         ),
     ),
     ApiRoute(

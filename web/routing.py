@@ -84,6 +84,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "sends `ApplePass` with `X-Pass-Client: Passes`. Register tells the app apart; the other calls take any "
         "of these words with the right token.",
     },
+    "cardApp": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Card <card number>:<app_token>`: the companion app's secret for the card, returned by "
+        "POST /v1/cards. A card issued before app tokens existed has none and no app access.",
+    },
     "ledgerSignature": {
         "type": "apiKey",
         "in": "header",
@@ -118,6 +125,10 @@ ERROR_CODES: dict[str, str] = {
     "unknown_store": "no such store",
     "invalid_rows": "an import with bad rows (nothing imported): `errors` lists each with its `line` and `reason`",
     "unsupported_media_type": "the body's Content-Type is not one this route takes",
+    "unknown_campaign": "no such campaign",
+    "unknown_message": "no such message",
+    "no_app_device": "the card has no companion-app install registered (POST /v1/apps/devices first)",
+    "rate_limited": "too many requests for this card; retry after Retry-After seconds",
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cards.bounds import POINTS_MAX, VERSION_MAX
+from geo.alerts import PING_RESULTS
 from ledger.decide import Outcome
 from ledger.events import MAX_EVENTS, MESSAGE_MAX
 from push.clients import APNS_TOKEN_PATTERN, CLIENTS, RELAY_TOKEN_PATTERN
@@ -69,7 +70,22 @@ _LINKS = _object(
     required=["apple", "page"],
 )
 
-CARD_ISSUED = _fixed("CardIssued", _object({"card": _STRING, "serial": _STRING, "links": _LINKS}))
+CARD_ISSUED = _fixed(
+    "CardIssued",
+    _object(
+        {
+            "card": _STRING,
+            "serial": _STRING,
+            "links": _LINKS,
+            "app_token": _NULLABLE_STRING
+            | {
+                "description": "the companion app's secret for this card (`Authorization: Card <card>:<app_token>`); "
+                "only in this answer, never in GET /v1/cards/{card}. null: a card issued before app tokens "
+                "existed, which has no app access"
+            },
+        }
+    ),
+)
 
 CARD_STATE = _fixed(
     "CardState",
@@ -327,6 +343,79 @@ STORE_IMPORT = _fixed(
 STORES_IMPORTED = _fixed("StoresImported", _object({"imported": _INTEGER}))
 
 
+# -- campaigns and messages (web/campaigns.py, web/messages.py) ------------------------------
+
+_NULLABLE_INTEGER: JsonSchema = {"type": ["integer", "null"]}
+_NULLABLE_TIMESTAMP: JsonSchema = {"type": ["string", "null"], "format": "date-time"}
+_NULLABLE_IDS: JsonSchema = {"type": ["array", "null"], "items": _STRING}
+_CONDITIONS = _object(
+    {"min_balance": _NULLABLE_INTEGER, "tiers": _NULLABLE_IDS, "expiring_within_days": _NULLABLE_INTEGER},
+    description="null: no condition",
+)
+_CAMPAIGN = _object(
+    {
+        "id": _STRING | {"description": "generated at creation, random"},
+        "program": _STRING,
+        "name": _STRING,
+        "text": _STRING,
+        "stores": _NULLABLE_IDS | {"description": "null: all of the program's stores"},
+        "when": _CONDITIONS,
+        "starts_at": _NULLABLE_TIMESTAMP | {"description": "UTC; null: open"},
+        "ends_at": _NULLABLE_TIMESTAMP | {"description": "UTC; null: open"},
+        "max_per_day": _INTEGER,
+        "radius_m": _INTEGER,
+        "announce": _NULLABLE_STRING,
+    }
+)
+
+CAMPAIGN = _fixed("Campaign", _CAMPAIGN)
+
+CAMPAIGNS = _fixed("Campaigns", _object({"campaigns": _array(_CAMPAIGN, description="by id")}))
+
+CAMPAIGN_DELETED = _fixed("CampaignDeleted", _object({"deleted": _STRING}))
+
+CAMPAIGN_PREVIEW = _fixed(
+    "CampaignPreview",
+    _object(
+        {
+            "qualifying": _INTEGER | {"description": "cards meeting `when` now (the schedule aside)"},
+            "by_tier": {"type": "object", "additionalProperties": _INTEGER, "description": "the same, per tier key"},
+            "samples": _array(
+                _object({"card": {"type": "string", "pattern": "^[0-9]{4}$"}, "text": _STRING}),
+                maxItems=5,
+                description="the text as qualifying cards show it; `card`: the last 4 digits",
+            ),
+            "active": {"type": "boolean", "description": "the campaign runs now (between starts_at and ends_at)"},
+        }
+    ),
+)
+
+_MESSAGE_JOB = {"type": "string", "pattern": "^message:[A-Za-z0-9_-]+$"}
+_MESSAGE_STATE = {"enum": ["queued", "running", "done"]}
+
+MESSAGE_QUEUED = _fixed("MessageQueued", _object({"id": _STRING, "job": _MESSAGE_JOB, "state": _MESSAGE_STATE}))
+
+MESSAGE_STATE = _fixed(
+    "MessageState",
+    _object(
+        {
+            "id": _STRING,
+            "job": _MESSAGE_JOB,
+            "program": _STRING,
+            "text": _STRING,
+            "when": _CONDITIONS,
+            "stores": _NULLABLE_IDS,
+            "created_at": _TIMESTAMP,
+            "state": _MESSAGE_STATE,
+            "cursor": {
+                "type": ["string", "null"],
+                "description": "the last 4 digits of the last card done (cards go in number order); null: none yet",
+            },
+        }
+    ),
+)
+
+
 # -- admin and operations ---------------------------------------------------------------------
 
 DEVICE_LOGS = _fixed("DeviceLogs", _object({"logs": _array(_object({"at": {"type": "number"}, "message": _STRING}))}))
@@ -381,6 +470,30 @@ READINESS = _fixed(
                 "description": "Google Wallet: off when no issuer id is configured (no links.google); "
                 "the service stays ready",
             },
+        }
+    ),
+)
+
+
+# -- companion app ----------------------------------------------------------------------------
+
+APP_DEVICE_REGISTERED = _fixed(
+    "AppDeviceRegistered",
+    _object({"platform": {"enum": ["android", "ios"]}, "registered": {"const": True}}),
+)
+
+GEO_PING_RESULT = _fixed(
+    "GeoPingResult",
+    _object(
+        {
+            "result": {
+                "enum": list(PING_RESULTS),
+                "description": "`sent`: an alert went to every app install of the card; `quiet_hours`: it is "
+                "22:00-08:00 at the store; `capped`: the campaign's `max_per_day` alerts were sent today (the "
+                "store's day); `cooldown`: this store alerted the card within 24 h; `none_near`: no store of a "
+                "campaign the card qualifies for is within the campaign's `radius_m`",
+            },
+            "store": _NULLABLE_STRING | {"description": "the nearest such store's id; null with `none_near`"},
         }
     ),
 )

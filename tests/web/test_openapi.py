@@ -435,7 +435,7 @@ def test_each_routes_security_is_what_the_service_enforces(shared_server: LiveSe
                 answer = call(plain, method, path, op, Authorization=f"Bearer {key}")
                 check_answer(served, method, path, answer)
                 assert (answer.status_code == 403) is (role not in roles), (method, path, role, answer.text)
-    assert checked == {"bearer", "applePass", "ledgerSignature"}
+    assert checked == {"bearer", "applePass", "ledgerSignature", "cardApp"}
 
 
 def new_account() -> str:
