@@ -889,8 +889,10 @@ class SqliteStore(Store):
         args: list[Any] = []
         selects = []
         for south, north, west, east in boxes:
+            # CROSS JOIN keeps the R*Tree the outer loop: with a plain JOIN and a program, SQLite's
+            # planner walks the program's index and probes the tree per store (100x slower).
             selects.append(
-                f"SELECT {_LOCATION_COLUMNS} FROM store_locations_rtree r JOIN store_locations l ON l.rid = r.rid"
+                f"SELECT {_LOCATION_COLUMNS} FROM store_locations_rtree r CROSS JOIN store_locations l ON l.rid = r.rid"
                 f" WHERE {where}" + (" AND l.program = ?" if program is not None else "")
             )
             args += [south, north, west, east] + ([program] if program is not None else [])
