@@ -181,6 +181,54 @@ class AlertRecord:
     store: str
 
 
+@dataclass(frozen=True)
+class Consent:
+    """A member's answer to one consent question, as given (web/pages join and activation forms)."""
+
+    kind: str  # "terms" (the program's terms) or "marketing"
+    channel: str | None  # marketing: "sms", "email" or "push"; terms: None
+    granted: bool
+    version: str  # the version of the terms text shown (the program template's)
+    at: float
+    source: str = "join"  # where it was given: "join", "activate" or "import"
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A pass of its own beside a member's loyalty card: a gift certificate or an offer (issue 14).
+
+    Its serial, auth token and tag work as a card's do in PassKit (registrations, serials updated
+    since, pass targets): tags come from the same store-wide counter."""
+
+    id: str  # the ledger's id, unique per kind: creating it again returns the stored one
+    kind: str  # "certificate" or "offer"
+    serial: str
+    auth_token: str
+    program: str
+    card_number: str | None  # the holder's card
+    data: dict[str, Any]  # kind-specific fields (code, pin, amount, currency, expires, terms, title, text, stores)
+    voided: bool = False
+    tag: int = 0
+    created_at: int = 0
+    modified_at: int = 0
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """A bulk import of cards (POST /v1/cards/import): its validated rows are stored with it, so a run
+    killed mid-way is finished by the next one (cards are idempotent per account)."""
+
+    id: str
+    program: str
+    state: str  # "validating", "running", "done" or "failed"
+    rows: int  # how many rows it has
+    done: int  # rows processed (in row order: rows [0, done) have their card)
+    created_at: float
+    updated_at: float
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 # Alerts kept per card, newest last: enough for any cap a day (older records are dropped first).
 ALERTS_KEPT = 200
 
@@ -324,11 +372,35 @@ class Store(abc.ABC):
 
     # -- cards -----------------------------------------------------------------------------
     @abc.abstractmethod
-    async def create_card(self, card: Card) -> tuple[Card, bool]:
+    async def create_card(self, card: Card, *, unique_phone: bool = False) -> tuple[Card, bool]:
         """Insert `card` unless its account already has one. Returns (stored card, created).
         The existing card is returned for the same account and program; a number or serial
         collision, or the same account in another program, raises CardConflict.
-        The new card gets a fresh tag from the store counter."""
+        The new card gets a fresh tag from the store counter.
+
+        Phone index: a created card with `member.phone` is indexed under (program, phone) unless
+        another card of the program holds that phone already (the first keeps it). With
+        `unique_phone` (the join page: one card per phone), when a card of the program holds the
+        phone, that card is returned (created False) and nothing is written, in the same atomic step."""
+
+    @abc.abstractmethod
+    async def create_cards(self, cards: Sequence[Card]) -> list[tuple[Card, bool]]:
+        """create_card for each, in one atomic commit (a bulk import's batch): per card, the stored
+        card and whether it was created; an account that has a card returns it (created False) and
+        an account twice in the batch is created once. A number or serial collision raises
+        CardConflict and writes nothing. Phone index as create_card without unique_phone."""
+
+    @abc.abstractmethod
+    async def card_by_phone(self, program: str, phone: str) -> Card | None:
+        """The card the phone index holds for (program, phone), phone in E.164."""
+
+    @abc.abstractmethod
+    async def add_consents(self, card_number: str, consents: Sequence[Consent]) -> None:
+        """Append the consents to the card's record (kept, in order; never replaced)."""
+
+    @abc.abstractmethod
+    async def consents(self, card_number: str) -> list[Consent]:
+        """The card's consents, oldest first."""
 
     @abc.abstractmethod
     async def get_card(self, number: str) -> Card | None: ...
@@ -633,3 +705,72 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def alert_records(self, card_number: str) -> list[AlertRecord]:
         """The card's alert records, oldest first."""
+
+    @abc.abstractmethod
+    async def list_geo_jobs(
+        self, program: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[GeoJob]:
+        """Jobs (of `program`, of `kind`), newest created first, at most `limit` (the console's history)."""
+
+    # -- vouchers: gift certificates and offers (issue 14) --------------------------------------
+    @abc.abstractmethod
+    async def create_voucher(self, voucher: Voucher, now: float, fanout: Fanout = no_fanout) -> tuple[Voucher, bool]:
+        """Insert unless a voucher of that kind and id exists: (stored, created). A created voucher
+        gets a fresh tag from the store counter and `fanout` is enqueued in the same commit (with its
+        card's devices announced through it, say). A serial collision raises StoreError.
+        `fanout` is called with the voucher (as update_voucher does), not a card: it may read its
+        serial and identity, never its tag."""
+
+    @abc.abstractmethod
+    async def get_voucher(self, kind: str, voucher_id: str) -> Voucher | None: ...
+
+    @abc.abstractmethod
+    async def get_voucher_by_serial(self, serial: str) -> Voucher | None: ...
+
+    @abc.abstractmethod
+    async def vouchers_of_card(self, card_number: str) -> list[Voucher]:
+        """The card's vouchers, oldest first."""
+
+    @abc.abstractmethod
+    async def update_voucher(
+        self, voucher: Voucher, expected_tag: int, now: float, fanout: Fanout = no_fanout
+    ) -> Voucher | None:
+        """Compare-and-set on the tag: replace its `data` and `voided` (identity fields kept), with a new
+        tag, `modified_at` stepped (cards.model.next_modified_at) and `fanout` enqueued; None when the
+        stored tag moved (or it is gone)."""
+
+    # PassKit and the worker treat a voucher's serial as a card's: `register_device` accepts it,
+    # `serials_updated_since` reports it by its tag, `pass_targets` gives its tag, and
+    # `count_registrations(serial)` counts its devices.
+
+    # -- bulk import jobs (issue 14) ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_import_job(self, job: ImportJob, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Store the job and its rows (JSON-able mappings, in order); False, changing nothing, when the
+        id exists."""
+
+    @abc.abstractmethod
+    async def get_import_job(self, job_id: str) -> ImportJob | None: ...
+
+    @abc.abstractmethod
+    async def import_rows(self, job_id: str, start: int, limit: int) -> list[dict[str, Any]]:
+        """Rows [start, start + limit) of the job."""
+
+    @abc.abstractmethod
+    async def advance_import_job(
+        self,
+        job_id: str,
+        done: int,
+        results: Sequence[tuple[str, str]],
+        now: float,
+        *,
+        state: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Record rows up to `done` as processed with their (account, card number) results appended in
+        row order (a result already recorded for an account is not recorded twice), the state when
+        given, errors appended, `updated_at` = now; all in one commit."""
+
+    @abc.abstractmethod
+    async def import_results(self, job_id: str, start: int, limit: int) -> list[tuple[str, str]]:
+        """(account, card number) results [start, start + limit), in row order."""

@@ -8,14 +8,22 @@ formatting would turn large integers into exponent notation.
 
 from __future__ import annotations
 
-# ARGV: prefix, number, serial, account, data json, version, program
-# -> {"created", tag} | {"exists", number} | {"conflict"}
+# ARGV: prefix, number, serial, account, data json, version, program, phone ("" = none), unique phone ("1" | "")
+# -> {"created", tag} | {"exists", number} | {"phone", number of the card holding the phone} | {"conflict"}
 # pcards:<program> (all scores 0) lists the program's card numbers in byte order (cards_page).
+# phones:<program>: hash phone -> number of the first card of the program created with it.
+# A voucher's serial (vserial:<serial>) is taken for cards too: PassKit knows one pass per serial.
 CREATE_CARD = """
 local p = ARGV[1]
 local existing = redis.call('GET', p .. 'account:' .. ARGV[4])
 if existing then return {'exists', existing} end
-if redis.call('EXISTS', p .. 'card:' .. ARGV[2]) == 1 or redis.call('EXISTS', p .. 'serial:' .. ARGV[3]) == 1 then
+local phone = ARGV[8] or ''
+local phones = p .. 'phones:' .. ARGV[7]
+if phone ~= '' and ARGV[9] == '1' then
+  local holder = redis.call('HGET', phones, phone)
+  if holder then return {'phone', holder} end
+end
+if redis.call('EXISTS', p .. 'card:' .. ARGV[2], p .. 'serial:' .. ARGV[3], p .. 'vserial:' .. ARGV[3]) > 0 then
   return {'conflict'}
 end
 local tag = redis.call('INCR', p .. 'tag')
@@ -25,7 +33,60 @@ redis.call('SET', p .. 'serial:' .. ARGV[3], ARGV[2])
 redis.call('SET', p .. 'account:' .. ARGV[4], ARGV[2])
 redis.call('HSET', p .. 'serialtag', ARGV[3], stag)
 redis.call('ZADD', p .. 'pcards:' .. ARGV[7], 0, ARGV[2])
+if phone ~= '' then redis.call('HSETNX', phones, phone, ARGV[2]) end
 return {'created', stag}
+"""
+
+# ARGV: prefix, items json [[number, serial, account, data json, version, program, phone or ""], ...]
+# -> per item {"created", tag} | {"exists", number} (the account's card, stored or created earlier in
+# the batch); or, writing nothing, {"conflict", number} (number or serial taken) | {"program", account}
+# (the account has a card in another program). Everything is checked before the first write: a
+# script's writes are not rolled back. Then one INCRBY hands out the batch's tags in order.
+CREATE_CARDS = """
+local p = ARGV[1]
+local items = cjson.decode(ARGV[2])
+local out, new = {}, {}
+local accounts, numbers, serials = {}, {}, {}
+for i, it in ipairs(items) do
+  local number, serial, account, program = it[1], it[2], it[3], it[6]
+  local prior = accounts[account]
+  if prior then
+    if prior[2] ~= program then return {{'program', account}} end
+    out[i] = {'exists', prior[1]}
+  else
+    local existing = redis.call('GET', p .. 'account:' .. account)
+    if existing then
+      if not redis.call('ZSCORE', p .. 'pcards:' .. program, existing) then return {{'program', account}} end
+      accounts[account] = {existing, program}
+      out[i] = {'exists', existing}
+    else
+      if numbers[number] or serials[serial]
+        or redis.call('EXISTS', p .. 'card:' .. number, p .. 'serial:' .. serial, p .. 'vserial:' .. serial) > 0 then
+        return {{'conflict', number}}
+      end
+      numbers[number], serials[serial] = true, true
+      accounts[account] = {number, program}
+      new[#new + 1] = i
+      out[i] = 0
+    end
+  end
+end
+if #new > 0 then
+  local first = redis.call('INCRBY', p .. 'tag', #new) - #new
+  local serialtag = p .. 'serialtag'
+  for k, i in ipairs(new) do
+    local it = items[i]
+    local stag = string.format('%d', first + k)
+    redis.call('HSET', p .. 'card:' .. it[1], 'data', it[4], 'version', it[5], 'tag', stag)
+    redis.call('SET', p .. 'serial:' .. it[2], it[1])
+    redis.call('SET', p .. 'account:' .. it[3], it[1])
+    redis.call('HSET', serialtag, it[2], stag)
+    redis.call('ZADD', p .. 'pcards:' .. it[6], 0, it[1])
+    if it[7] ~= '' then redis.call('HSETNX', p .. 'phones:' .. it[6], it[7], it[1]) end
+    out[i] = {'created', stag}
+  end
+end
+return out
 """
 
 # Adds one outbox entry: e = [kind, coalesce key or "", [field name, value, ...]]. With a key,
@@ -332,7 +393,8 @@ return 1
 
 # Geo jobs: geojob:<id> hash {program, kind, payload (JSON as given), cursor, created_at, done
 # ("0"/"1"), owner ("" = no lease), until}; geojobs, a zset of the ids of jobs not done, scored
-# by created_at (Redis orders equal scores by member bytes: created_at, then id, as SQLite does).
+# by created_at (Redis orders equal scores by member bytes: created_at, then id, as SQLite does);
+# geojobs:all, the same for every job, done or not (list_geo_jobs, newest first).
 # A restart keeps the lease: its holder's next step fails on the generation and it re-reads.
 _RESTART_JOB = """
 local function restart_job(p, program, now)
@@ -347,6 +409,7 @@ local function restart_job(p, program, now)
       'created_at', now, 'done', '0', 'owner', '', 'until', '0')
   end
   redis.call('ZADD', p .. 'geojobs', created, id)
+  redis.call('ZADD', p .. 'geojobs:all', created, id)
 end
 """
 
@@ -517,6 +580,7 @@ if redis.call('EXISTS', key) == 1 then return 0 end
 redis.call('HSET', key, 'program', ARGV[3], 'kind', ARGV[4], 'payload', ARGV[5], 'cursor', '',
   'created_at', ARGV[6], 'done', '0', 'owner', '', 'until', '0')
 redis.call('ZADD', p .. 'geojobs', ARGV[6], id)
+redis.call('ZADD', p .. 'geojobs:all', ARGV[6], id)
 return 1
 """
 
@@ -604,3 +668,121 @@ end
 return {advanced, results}
 """
 )
+
+# ARGV: prefix, program filter ("1" | ""), program, kind filter ("1" | ""), kind, limit
+# -> {{id, program, kind, payload, cursor, created_at, done}, ...}, newest created first (ties: id
+# descending, as SQLite orders), walking geojobs:all in pages until `limit` match.
+LIST_GEO_JOBS = """
+local p = ARGV[1]
+local limit = tonumber(ARGV[6])
+local all = p .. 'geojobs:all'
+local out = {}
+local start = 0
+while #out < limit do
+  local ids = redis.call('ZREVRANGE', all, start, start + 199)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local job = redis.call('HMGET', p .. 'geojob:' .. id, 'program', 'kind', 'payload', 'cursor', 'created_at', 'done')
+    if job[1] and (ARGV[2] == '' or job[1] == ARGV[3]) and (ARGV[4] == '' or job[2] == ARGV[5]) then
+      out[#out + 1] = {id, job[1], job[2], job[3], job[4], job[5], job[6]}
+      if #out >= limit then break end
+    end
+  end
+  start = start + 200
+end
+return out
+"""
+
+# Vouchers: voucher:<key> hash {data (voucher JSON), tag}, the key being the JSON [kind, id];
+# vserial:<serial> -> that key; cvouchers:<card>, a list of a card's voucher keys, oldest first.
+# A voucher's serial is in serialtag like a card's: serials_updated_since and pass_targets see it.
+# ARGV: prefix, key, serial, card ("" = none), data json, now, entries json [e, ...] (as add_entry)
+# -> {"exists", data, tag} | {"created", tag} | {"conflict"} (the serial is a card's or another voucher's)
+CREATE_VOUCHER = (
+    _ADD_ENTRY
+    + """
+local p, vkey, serial = ARGV[1], ARGV[2], ARGV[3]
+local key = p .. 'voucher:' .. vkey
+local stored = redis.call('HMGET', key, 'data', 'tag')
+if stored[1] then return {'exists', stored[1], stored[2]} end
+if redis.call('EXISTS', p .. 'vserial:' .. serial, p .. 'serial:' .. serial) > 0 then return {'conflict'} end
+local stag = string.format('%d', redis.call('INCR', p .. 'tag'))
+redis.call('HSET', key, 'data', ARGV[5], 'tag', stag)
+redis.call('SET', p .. 'vserial:' .. serial, vkey)
+redis.call('HSET', p .. 'serialtag', serial, stag)
+if ARGV[4] ~= '' then redis.call('RPUSH', p .. 'cvouchers:' .. ARGV[4], vkey) end
+for _, e in ipairs(cjson.decode(ARGV[7])) do add_entry(p, p .. 'outbox', ARGV[6], e) end
+return {'created', stag}
+"""
+)
+
+# ARGV: prefix, key, serial, expected tag, data json, now, entries json -> the new tag, or "" when the
+# stored tag is not the expected one (or the voucher is gone): nothing written.
+UPDATE_VOUCHER = (
+    _ADD_ENTRY
+    + """
+local p = ARGV[1]
+local key = p .. 'voucher:' .. ARGV[2]
+if redis.call('HGET', key, 'tag') ~= ARGV[4] then return '' end
+local stag = string.format('%d', redis.call('INCR', p .. 'tag'))
+redis.call('HSET', key, 'data', ARGV[5], 'tag', stag)
+redis.call('HSET', p .. 'serialtag', ARGV[3], stag)
+for _, e in ipairs(cjson.decode(ARGV[7])) do add_entry(p, p .. 'outbox', ARGV[6], e) end
+return stag
+"""
+)
+
+# ARGV: prefix, key -> {{data, tag}, ...} of the keys listed in cvouchers:<card> (ARGV[2] = card)
+CARD_VOUCHERS = """
+local p = ARGV[1]
+local keys = redis.call('LRANGE', p .. 'cvouchers:' .. ARGV[2], 0, -1)
+local out = {}
+for _, vkey in ipairs(keys) do
+  local v = redis.call('HMGET', p .. 'voucher:' .. vkey, 'data', 'tag')
+  if v[1] then out[#out + 1] = {v[1], v[2]} end
+end
+return out
+"""
+
+# Bulk import jobs: importjob:<id> hash {program, state, rows, done, created_at, updated_at, meta};
+# importerrs:<id>, a list of error JSON; importrows:<id>, hash chunk index -> JSON array of its rows;
+# importres:<id>, a list of result JSON [account, number] in row order; importacc:<id>, hash of the
+# accounts with a result (one result per account).
+# ARGV: prefix, id, program, state, rows, done, created_at, updated_at, meta json, errors json [error
+# json, ...], then the chunks' JSON in order -> 1 created | 0 the id exists
+CREATE_IMPORT_JOB = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'importjob:' .. id
+if redis.call('EXISTS', key) == 1 then return 0 end
+redis.call('HSET', key, 'program', ARGV[3], 'state', ARGV[4], 'rows', ARGV[5], 'done', ARGV[6],
+  'created_at', ARGV[7], 'updated_at', ARGV[8], 'meta', ARGV[9])
+local errors = cjson.decode(ARGV[10])
+for i = 1, #errors, 500 do
+  redis.call('RPUSH', p .. 'importerrs:' .. id, unpack(errors, i, math.min(i + 499, #errors)))
+end
+local rows = p .. 'importrows:' .. id
+for i = 11, #ARGV do redis.call('HSET', rows, tostring(i - 11), ARGV[i]) end
+return 1
+"""
+
+# ARGV: prefix, id, done, now, state ("" = unchanged), results json [[account, result json], ...],
+# errors json [error json, ...] -> 1 | 0 (no such job: nothing written)
+ADVANCE_IMPORT_JOB = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'importjob:' .. id
+if redis.call('EXISTS', key) == 0 then return 0 end
+if ARGV[5] ~= '' then
+  redis.call('HSET', key, 'done', ARGV[3], 'updated_at', ARGV[4], 'state', ARGV[5])
+else
+  redis.call('HSET', key, 'done', ARGV[3], 'updated_at', ARGV[4])
+end
+local seen, results = p .. 'importacc:' .. id, p .. 'importres:' .. id
+for _, r in ipairs(cjson.decode(ARGV[6])) do
+  if redis.call('HSETNX', seen, r[1], '1') == 1 then redis.call('RPUSH', results, r[2]) end
+end
+local errors = cjson.decode(ARGV[7])
+for i = 1, #errors, 500 do
+  redis.call('RPUSH', p .. 'importerrs:' .. id, unpack(errors, i, math.min(i + 499, #errors)))
+end
+return 1
+"""

@@ -17,6 +17,7 @@ makes a push go out again, which the pushed tags dedupe. `synchronous="normal"` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import math
@@ -45,6 +46,7 @@ from store.port import (
     AppToken,
     CardConflict,
     CardUpdate,
+    Consent,
     DeadLetter,
     Derive,
     DeviceTarget,
@@ -52,6 +54,7 @@ from store.port import (
     GeoChanged,
     GeoJob,
     GoogleState,
+    ImportJob,
     JobStep,
     LedgerResult,
     NewEntry,
@@ -63,6 +66,7 @@ from store.port import (
     Store,
     StoreError,
     UpdateResult,
+    Voucher,
     check_near_query,
     check_store_locations,
     nearest_first,
@@ -107,6 +111,33 @@ _RESTART_CAMPAIGNS_JOB = """
     VALUES ('campaigns:' || ?1, ?1, 'campaigns', '{}', '', ?2, 0)
     ON CONFLICT (id) DO UPDATE SET cursor = '', done = 0
 """
+
+
+# Rows of an import job per stored chunk: a page of import_rows reads one or two chunks.
+_IMPORT_CHUNK = 500
+
+_CARD_INSERT = "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+# The first card of the program with the phone keeps it.
+_PHONE_ADD = "INSERT INTO phones (program, phone, number) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+
+_IMPORT_JOB_COLUMNS = "id, program, state, rows, done, created_at, updated_at, meta"
+
+
+def _phone(card: Card) -> str | None:
+    """The phone the index keeps for the card: its member's, when it has one."""
+    phone = card.member.phone
+    return phone if isinstance(phone, str) and phone else None
+
+
+def _card_row(card: Card) -> tuple[str, str, str, str, int, int, str]:
+    return (card.number, card.serial, card.account, card.program, card.version, card.tag, _dumps(card.to_dict()))
+
+
+def _voucher_from_row(tag: int, data: str) -> Voucher:
+    values = json.loads(data)
+    values["tag"] = tag
+    return Voucher(**values)
 
 
 def _dumps_records(records: list[dict[str, Any]]) -> str:
@@ -290,35 +321,112 @@ class SqliteStore(Store):
             "UPDATE counters SET value = value + ? WHERE name = 'tag' RETURNING value", (count,)
         ).fetchone()[0]
 
-    async def create_card(self, card: Card) -> tuple[Card, bool]:
-        return await self._durable_write(self._create_card, card)
+    async def create_card(self, card: Card, *, unique_phone: bool = False) -> tuple[Card, bool]:
+        return await self._durable_write(self._create_card, card, unique_phone)
 
-    def _create_card(self, conn: sqlite3.Connection, card: Card) -> tuple[Card, bool]:
+    def _create_card(self, conn: sqlite3.Connection, card: Card, unique_phone: bool = False) -> tuple[Card, bool]:
         row = conn.execute("SELECT data FROM cards WHERE account = ?", (card.account,)).fetchone()
         if row is not None:
             existing = _card_from_row(row[0])
             if existing.program != card.program:
                 raise CardConflict("the account already has a card in another program")
             return existing, False
+        phone = _phone(card)
+        if unique_phone and phone is not None:
+            # In the write transaction: no other join can index the phone before this one commits.
+            holder = self._card_by_phone(conn, card.program, phone)
+            if holder is not None:
+                return holder, False
         taken = conn.execute(
-            "SELECT 1 FROM cards WHERE number = ? OR serial = ?", (card.number, card.serial)
+            "SELECT 1 FROM cards WHERE number = ? OR serial = ? UNION ALL SELECT 1 FROM vouchers WHERE serial = ?",
+            (card.number, card.serial, card.serial),
         ).fetchone()
         if taken is not None:
             raise CardConflict("card number or serial is taken")
         stored = card.with_changes(tag=self._next_tag(conn))
-        conn.execute(
-            "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                stored.number,
-                stored.serial,
-                stored.account,
-                stored.program,
-                stored.version,
-                stored.tag,
-                _dumps(stored.to_dict()),
-            ),
-        )
+        conn.execute(_CARD_INSERT, _card_row(stored))
+        if phone is not None:
+            conn.execute(_PHONE_ADD, (stored.program, phone, stored.number))
         return stored, True
+
+    async def create_cards(self, cards: Sequence[Card]) -> list[tuple[Card, bool]]:
+        batch = list(cards)
+        return await self._durable_write(self._create_cards, batch) if batch else []
+
+    def _create_cards(self, conn: sqlite3.Connection, cards: list[Card]) -> list[tuple[Card, bool]]:
+        by_account: dict[str, Card] = {}
+        for (data,) in conn.execute(
+            "SELECT data FROM cards WHERE account IN (SELECT value FROM json_each(?))",
+            (_dumps(sorted({card.account for card in cards})),),
+        ):
+            found = _card_from_row(data)
+            by_account[found.account] = found
+        new: list[Card] = []
+        numbers: set[str] = set()
+        serials: set[str] = set()
+        for card in cards:
+            existing = by_account.get(card.account)
+            if existing is not None:
+                if existing.program != card.program:
+                    raise CardConflict(f"account {card.account!r} already has a card in another program")
+                continue
+            if card.number in numbers or card.serial in serials:
+                raise CardConflict(f"card number or serial of {card.number!r} is taken in the batch")
+            numbers.add(card.number)
+            serials.add(card.serial)
+            by_account[card.account] = card
+            new.append(card)
+        if new:
+            numbers_json, serials_json = _dumps(sorted(numbers)), _dumps(sorted(serials))
+            for query, values in (
+                ("SELECT 1 FROM cards WHERE number IN (SELECT value FROM json_each(?)) LIMIT 1", numbers_json),
+                ("SELECT 1 FROM cards WHERE serial IN (SELECT value FROM json_each(?)) LIMIT 1", serials_json),
+                ("SELECT 1 FROM vouchers WHERE serial IN (SELECT value FROM json_each(?)) LIMIT 1", serials_json),
+            ):
+                if conn.execute(query, (values,)).fetchone() is not None:
+                    raise CardConflict("a card number or serial of the batch is taken")
+            first = self._next_tag(conn, len(new)) - len(new) + 1
+            new = [card.with_changes(tag=first + index) for index, card in enumerate(new)]
+            conn.executemany(_CARD_INSERT, [_card_row(card) for card in new])
+            conn.executemany(
+                _PHONE_ADD,
+                [(card.program, phone, card.number) for card in new if (phone := _phone(card)) is not None],
+            )
+            for card in new:
+                by_account[card.account] = card
+        # The first of an account's cards in the batch is the one created; later ones find it.
+        unreported = {card.number for card in new}
+        results: list[tuple[Card, bool]] = []
+        for card in cards:
+            stored = by_account[card.account]
+            created = stored.number in unreported
+            unreported.discard(stored.number)
+            results.append((stored, created))
+        return results
+
+    async def card_by_phone(self, program: str, phone: str) -> Card | None:
+        return await self._read(self._card_by_phone, program, phone)
+
+    @staticmethod
+    def _card_by_phone(conn: sqlite3.Connection, program: str, phone: str) -> Card | None:
+        row = conn.execute(
+            "SELECT c.data FROM phones p JOIN cards c ON c.number = p.number WHERE p.program = ? AND p.phone = ?",
+            (program, phone),
+        ).fetchone()
+        return _card_from_row(row[0]) if row is not None else None
+
+    async def add_consents(self, card_number: str, consents: Sequence[Consent]) -> None:
+        rows = [(card_number, _dumps(dataclasses.asdict(consent))) for consent in consents]
+        if rows:
+            await self._durable_write(
+                lambda conn: conn.executemany("INSERT INTO consents (card, data) VALUES (?, ?)", rows)
+            )
+
+    async def consents(self, card_number: str) -> list[Consent]:
+        rows = await self._read(
+            lambda conn: conn.execute("SELECT data FROM consents WHERE card = ? ORDER BY id", (card_number,)).fetchall()
+        )
+        return [Consent(**json.loads(row[0])) for row in rows]
 
     async def get_card(self, number: str) -> Card | None:
         return await self._read(self._card_where, "number", number)
@@ -526,8 +634,11 @@ class SqliteStore(Store):
     ) -> tuple[list[str], int]:
         rows = await self._read(
             lambda conn: conn.execute(
+                # Cards, then vouchers (whose serials PassKit treats as cards'): each serial is one or the other.
                 "SELECT c.serial, c.tag FROM registrations r JOIN cards c ON c.serial = r.serial"
-                " WHERE r.device_id = ? AND r.pass_type_id = ? AND c.tag > ? ORDER BY c.tag",
+                " WHERE r.device_id = ?1 AND r.pass_type_id = ?2 AND c.tag > ?3"
+                " UNION ALL SELECT v.serial, v.tag FROM registrations r JOIN vouchers v ON v.serial = r.serial"
+                " WHERE r.device_id = ?1 AND r.pass_type_id = ?2 AND v.tag > ?3 ORDER BY 2",
                 (device_id, pass_type_id, -1 if since_tag is None else since_tag),
             ).fetchall()
         )
@@ -690,7 +801,9 @@ class SqliteStore(Store):
                 chunk = keys[start : start + _TARGETS_CHUNK]
                 rows = conn.execute(
                     f"WITH k(p, s) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
-                    " SELECT k.p, k.s, c.tag, r.device_id, r.push_token, t.tag, r.client, r.push_service_url FROM k"
+                    # A serial that is no card's may be a voucher's: coalesce looks it up only then.
+                    " SELECT k.p, k.s, coalesce(c.tag, (SELECT v.tag FROM vouchers v WHERE v.serial = k.s)),"
+                    " r.device_id, r.push_token, t.tag, r.client, r.push_service_url FROM k"
                     " LEFT JOIN cards c ON c.serial = k.s"
                     " LEFT JOIN registrations r ON r.serial = k.s AND r.pass_type_id = k.p"
                     " LEFT JOIN pushed_tags t ON t.device_id = r.device_id AND t.pass_type_id = k.p"
@@ -1124,3 +1237,225 @@ class SqliteStore(Store):
 
     async def alert_records(self, card_number: str) -> list[AlertRecord]:
         return await self._read(self._alert_records, card_number)
+
+    async def list_geo_jobs(
+        self, program: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[GeoJob]:
+        if limit <= 0:
+            return []
+        where, args = [], []
+        if program is not None:
+            where.append("program = ?")
+            args.append(program)
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        query = (
+            f"SELECT {_JOB_COLUMNS} FROM geo_jobs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        rows = await self._read(lambda conn: conn.execute(query, (*args, limit)).fetchall())
+        return [_job_from_row(row) for row in rows]
+
+    # -- vouchers ------------------------------------------------------------------------------
+    async def create_voucher(self, voucher: Voucher, now: float, fanout: Fanout = no_fanout) -> tuple[Voucher, bool]:
+        return await self._durable_write(self._create_voucher, voucher, now, fanout)
+
+    def _create_voucher(
+        self, conn: sqlite3.Connection, voucher: Voucher, now: float, fanout: Fanout
+    ) -> tuple[Voucher, bool]:
+        row = conn.execute(
+            "SELECT tag, data FROM vouchers WHERE kind = ? AND id = ?", (voucher.kind, voucher.id)
+        ).fetchone()
+        if row is not None:
+            return _voucher_from_row(*row), False
+        taken = conn.execute(
+            "SELECT 1 FROM vouchers WHERE serial = ?1 UNION ALL SELECT 1 FROM cards WHERE serial = ?1",
+            (voucher.serial,),
+        ).fetchone()
+        if taken is not None:
+            raise StoreError("the voucher's serial is taken")
+        stored = dataclasses.replace(voucher, data=dict(voucher.data), tag=self._next_tag(conn))
+        conn.execute(
+            "INSERT INTO vouchers (kind, id, serial, card, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (stored.kind, stored.id, stored.serial, stored.card_number, stored.tag, _dumps(dataclasses.asdict(stored))),
+        )
+        conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for entry in _voucher_fanout(fanout, stored)])
+        return stored, True
+
+    async def get_voucher(self, kind: str, voucher_id: str) -> Voucher | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT tag, data FROM vouchers WHERE kind = ? AND id = ?", (kind, voucher_id)
+            ).fetchone()
+        )
+        return None if row is None else _voucher_from_row(*row)
+
+    async def get_voucher_by_serial(self, serial: str) -> Voucher | None:
+        row = await self._read(
+            lambda conn: conn.execute("SELECT tag, data FROM vouchers WHERE serial = ?", (serial,)).fetchone()
+        )
+        return None if row is None else _voucher_from_row(*row)
+
+    async def vouchers_of_card(self, card_number: str) -> list[Voucher]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT tag, data FROM vouchers WHERE card = ? ORDER BY rid", (card_number,)
+            ).fetchall()
+        )
+        return [_voucher_from_row(*row) for row in rows]
+
+    async def update_voucher(
+        self, voucher: Voucher, expected_tag: int, now: float, fanout: Fanout = no_fanout
+    ) -> Voucher | None:
+        # Durable as a card update: a tag lost to a power cut could be handed out again.
+        return await self._durable_write(self._update_voucher, voucher, expected_tag, now, fanout)
+
+    def _update_voucher(
+        self, conn: sqlite3.Connection, voucher: Voucher, expected_tag: int, now: float, fanout: Fanout
+    ) -> Voucher | None:
+        row = conn.execute(
+            "SELECT rid, tag, data FROM vouchers WHERE kind = ? AND id = ?", (voucher.kind, voucher.id)
+        ).fetchone()
+        if row is None or row[1] != expected_tag:
+            return None
+        stored = _voucher_from_row(row[1], row[2])
+        updated = dataclasses.replace(
+            stored,
+            data=dict(voucher.data),
+            voided=voucher.voided,
+            tag=self._next_tag(conn),
+            modified_at=next_modified_at(stored.modified_at, now),
+        )
+        conn.execute(
+            "UPDATE vouchers SET tag = ?, data = ? WHERE rid = ?",
+            (updated.tag, _dumps(dataclasses.asdict(updated)), row[0]),
+        )
+        conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for entry in _voucher_fanout(fanout, updated)])
+        return updated
+
+    # -- bulk import jobs ----------------------------------------------------------------------
+    async def create_import_job(self, job: ImportJob, rows: Sequence[Mapping[str, Any]]) -> bool:
+        chunks = [
+            (job.id, start // _IMPORT_CHUNK, _dumps([dict(row) for row in rows[start : start + _IMPORT_CHUNK]]))
+            for start in range(0, len(rows), _IMPORT_CHUNK)
+        ]
+        errors = [(job.id, _dumps(dict(error))) for error in job.errors]
+
+        def create(conn: sqlite3.Connection) -> bool:
+            inserted = conn.execute(
+                f"INSERT INTO import_jobs ({_IMPORT_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                (job.id, job.program, job.state, job.rows, job.done, job.created_at, job.updated_at, _dumps(job.meta)),
+            ).rowcount
+            if not inserted:
+                return False
+            conn.executemany("INSERT INTO import_rows (job, chunk, data) VALUES (?, ?, ?)", chunks)
+            conn.executemany("INSERT INTO import_errors (job, data) VALUES (?, ?)", errors)
+            return True
+
+        return await self._durable_write(create)
+
+    async def get_import_job(self, job_id: str) -> ImportJob | None:
+        def read(conn: sqlite3.Connection) -> ImportJob | None:
+            conn.execute("BEGIN")  # the job and its errors from one snapshot
+            try:
+                row = conn.execute(f"SELECT {_IMPORT_JOB_COLUMNS} FROM import_jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    return None
+                errors = conn.execute("SELECT data FROM import_errors WHERE job = ? ORDER BY id", (job_id,)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            job_id_, program, state, rows, done, created_at, updated_at, meta = row
+            return ImportJob(
+                job_id_,
+                program,
+                state,
+                rows,
+                done,
+                created_at,
+                updated_at,
+                [json.loads(error) for (error,) in errors],
+                json.loads(meta),
+            )
+
+        return await self._read(read)
+
+    async def import_rows(self, job_id: str, start: int, limit: int) -> list[dict[str, Any]]:
+        start = max(start, 0)
+        if limit <= 0:
+            return []
+        end = start + limit
+        chunks = await self._read(
+            lambda conn: conn.execute(
+                "SELECT chunk, data FROM import_rows WHERE job = ? AND chunk BETWEEN ? AND ? ORDER BY chunk",
+                (job_id, start // _IMPORT_CHUNK, (end - 1) // _IMPORT_CHUNK),
+            ).fetchall()
+        )
+        rows: list[dict[str, Any]] = []
+        for chunk, data in chunks:
+            base = chunk * _IMPORT_CHUNK
+            part = _loads_payload(data)
+            rows.extend(part[max(start - base, 0) : max(end - base, 0)])
+        return rows
+
+    async def advance_import_job(
+        self,
+        job_id: str,
+        done: int,
+        results: Sequence[tuple[str, str]],
+        now: float,
+        *,
+        state: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        error_rows = [(job_id, _dumps(dict(error))) for error in errors]
+        pairs = [(str(account), str(number)) for account, number in results]
+
+        def advance(conn: sqlite3.Connection) -> None:
+            if not conn.execute(
+                "UPDATE import_jobs SET done = ?, updated_at = ?, state = coalesce(?, state) WHERE id = ?",
+                (done, now, state, job_id),
+            ).rowcount:
+                return
+            if pairs:
+                seen = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT account FROM import_results"
+                        " WHERE job = ? AND account IN (SELECT value FROM json_each(?))",
+                        (job_id, _dumps(sorted({account for account, _ in pairs}))),
+                    )
+                }
+                seq = conn.execute(
+                    "SELECT coalesce(MAX(seq) + 1, 0) FROM import_results WHERE job = ?", (job_id,)
+                ).fetchone()[0]
+                new: list[tuple[str, int, str, str]] = []
+                for account, number in pairs:
+                    if account not in seen:
+                        seen.add(account)
+                        new.append((job_id, seq + len(new), account, number))
+                conn.executemany("INSERT INTO import_results (job, seq, account, number) VALUES (?, ?, ?, ?)", new)
+            conn.executemany("INSERT INTO import_errors (job, data) VALUES (?, ?)", error_rows)
+
+        # Losing the last step to a power cut only processes its rows again (cards are per account).
+        await self._write(advance)
+
+    async def import_results(self, job_id: str, start: int, limit: int) -> list[tuple[str, str]]:
+        start = max(start, 0)
+        if limit <= 0:
+            return []
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT account, number FROM import_results WHERE job = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                (job_id, start, start + limit),
+            ).fetchall()
+        )
+        return [(account, number) for account, number in rows]
+
+
+def _voucher_fanout(fanout: Fanout, voucher: Voucher) -> Sequence[NewEntry]:
+    """`fanout` of the voucher's final state: the port types Fanout over cards, and a voucher is a pass
+    whose serial works as a card's (a fanout reads the serial, as push/messages.PassUpdate needs)."""
+    return fanout(voucher)  # type: ignore[arg-type]

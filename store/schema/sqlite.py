@@ -177,4 +177,70 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX alerts_card ON alerts (card, at, id)",
     ),
+    # 8: issue 14. The phone index, one card per (program, phone): the first card created with a phone
+    # keeps it, so the backfill goes in insertion (rowid) order. Members' consents, appended. Vouchers
+    # (gift certificates, offers): passes with a serial and tag of their own, from the tag counter.
+    # Bulk import jobs with their rows in chunks (import_rows reads a page from one or two rows),
+    # their results in row order (seq from 0, one per account) and errors. Geo jobs newest first.
+    (
+        """CREATE TABLE phones (
+            program TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            number TEXT NOT NULL,
+            PRIMARY KEY (program, phone)
+        ) WITHOUT ROWID""",
+        """INSERT INTO phones (program, phone, number)
+            SELECT program, json_extract(data, '$.member.phone'), number FROM cards
+            WHERE json_type(data, '$.member.phone') = 'text' AND json_extract(data, '$.member.phone') <> ''
+            ORDER BY rowid
+            ON CONFLICT DO NOTHING""",
+        """CREATE TABLE consents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            card TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX consents_card ON consents (card, id)",
+        """CREATE TABLE vouchers (
+            rid INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            serial TEXT NOT NULL UNIQUE,
+            card TEXT,
+            tag INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            UNIQUE (kind, id)
+        )""",
+        "CREATE INDEX vouchers_card ON vouchers (card, rid)",
+        """CREATE TABLE import_jobs (
+            id TEXT PRIMARY KEY,
+            program TEXT NOT NULL,
+            state TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            done INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            meta TEXT NOT NULL
+        )""",
+        """CREATE TABLE import_rows (
+            job TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (job, chunk)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE import_results (
+            job TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            account TEXT NOT NULL,
+            number TEXT NOT NULL,
+            PRIMARY KEY (job, seq),
+            UNIQUE (job, account)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE import_errors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX import_errors_job ON import_errors (job, id)",
+        "CREATE INDEX geo_jobs_created ON geo_jobs (created_at, id)",
+    ),
 ]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from store.port import CardUpdate
+from cards.model import Card, Member
+from store.port import CardUpdate, Consent, ImportJob, Voucher
 from store.redis import GROUP, SCHEMA_VERSION, RedisStore
 from store.schema.sqlite import MIGRATIONS
 from store.sqlite import SqliteStore
@@ -226,7 +227,7 @@ async def test_redis_schema_2_cards_are_paged_after_upgrade() -> None:
         store = RedisStore(REDIS_URL, prefix=prefix)
         await store.open()
         try:
-            assert await store.schema_version() == SCHEMA_VERSION == 3
+            assert await store.schema_version() == SCHEMA_VERSION
             for program in ("coffee", "tea"):
                 expected = sorted(c.number for c in cards if c.program == program)
                 seen: list[str] = []
@@ -237,6 +238,132 @@ async def test_redis_schema_2_cards_are_paged_after_upgrade() -> None:
                 assert seen == expected
         finally:
             await store.close()
+    finally:
+        await client.aclose()
+        await delete_prefix(prefix)
+
+
+def _schema_7(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:7]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 7")
+    return conn
+
+
+def _phoned(i: int, phone: str | None, program: str = "coffee", created_at: int = 1_600_000_000) -> Card:
+    return make_card(i, program=program).with_changes(
+        member=Member(name=f"M{i}", phone=phone), tag=i + 1, created_at=created_at
+    )
+
+
+async def test_sqlite_schema_7_phone_index_is_backfilled(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.db"
+    conn = _schema_7(path)
+    # inserted in this order: the first inserted with a phone keeps it, whatever its number
+    cards = [
+        _phoned(5, "+79001111111"),
+        _phoned(1, "+79001111111"),
+        _phoned(2, "+79002222222"),
+        _phoned(3, "+79002222222", program="tea"),
+        _phoned(4, None),
+        _phoned(6, ""),
+    ]
+    conn.executemany(
+        "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(c.number, c.serial, c.account, c.program, c.version, c.tag, json.dumps(c.to_dict())) for c in cards],
+    )
+    conn.execute("UPDATE counters SET value = 10 WHERE name = 'tag'")
+    conn.executemany(
+        "INSERT INTO geo_jobs (id, program, kind, payload, cursor, created_at, done) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("campaigns:coffee", "coffee", "campaigns", "{}", "", NOW, 1),
+            ("m1", "coffee", "message", "{}", "", NOW + 1, 0),
+        ],
+    )
+    conn.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) == 8
+        assert await store.card_by_phone("coffee", "+79001111111") == cards[0]
+        assert await store.card_by_phone("coffee", "+79002222222") == cards[2]
+        assert await store.card_by_phone("tea", "+79002222222") == cards[3]
+        assert await store.card_by_phone("coffee", "") is None
+        joined, created = await store.create_card(_phoned(7, "+79001111111"), unique_phone=True)
+        assert (joined, created) == (cards[0], False)
+        assert [job.id for job in await store.list_geo_jobs()] == ["m1", "campaigns:coffee"]
+        voucher, _ = await store.create_voucher(
+            Voucher("v1", "offer", "vs1", "t", "coffee", cards[0].number, {"title": "T"}), NOW
+        )
+        assert voucher.tag == 11
+        assert await store.register_device("dev", "pass.t", "vs1", "tok", NOW)
+        assert await store.serials_updated_since("dev", "pass.t", None) == (["vs1"], 11)
+        assert await store.create_import_job(ImportJob("i1", "coffee", "running", 1, 0, NOW, NOW), [{"account": "a"}])
+        await store.add_consents(cards[0].number, [Consent("terms", None, True, "v1", NOW)])
+        assert len(await store.consents(cards[0].number)) == 1
+    finally:
+        await store.close()
+
+
+async def test_redis_schema_3_phone_index_and_job_history_are_backfilled() -> None:
+    prefix = f"test-migrate:{uuid.uuid4().hex}:"
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        writer = RedisStore(REDIS_URL, prefix=prefix)
+        await writer.open()
+        # the earliest created with a phone keeps it (created_at, then number), not the lowest number
+        cards = [
+            _phoned(1, "+79001111111", created_at=1_600_000_100),
+            _phoned(2, "+79001111111", created_at=1_600_000_000),
+            _phoned(3, "+79002222222"),
+            _phoned(4, "+79002222222"),
+            _phoned(5, "+79002222222", program="tea"),
+            _phoned(6, None),
+        ] + [_phoned(100 + i, f"+7903{i:07d}") for i in range(2_500)]
+        try:
+            for card in cards:
+                await writer.create_card(card)
+            await writer.add_geo_job("m1", "coffee", "message", {"t": 1}, NOW + 1)
+            await writer.put_campaign({"id": "c1", "program": "coffee"}, NOW)
+        finally:
+            await writer.close()
+        # what schema 3 had: no phone index, no history of jobs
+        stale = [key async for key in client.scan_iter(match=prefix + "phones:*")]
+        assert stale
+        await client.delete(*stale, prefix + "geojobs:all")
+        await client.set(prefix + "schema", 3)
+
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        await store.open()
+        try:
+            assert await store.schema_version() == SCHEMA_VERSION == 4
+            by_number = {c.number: c for c in cards}
+
+            async def holder(program: str, phone: str) -> str | None:
+                card = await store.card_by_phone(program, phone)
+                return None if card is None else card.number
+
+            assert await holder("coffee", "+79001111111") == cards[1].number
+            assert await holder("coffee", "+79002222222") == cards[2].number
+            assert await holder("tea", "+79002222222") == cards[4].number
+            for i in range(0, 2_500, 499):
+                number = await holder("coffee", f"+7903{i:07d}")
+                assert number is not None and by_number[number].member.phone == f"+7903{i:07d}"
+            joined, created = await store.create_card(_phoned(9, "+79001111111"), unique_phone=True)
+            assert not created and joined.number == cards[1].number
+            assert [job.id for job in await store.list_geo_jobs()] == ["m1", "campaigns:coffee"]
+        finally:
+            await store.close()
+        reopened = RedisStore(REDIS_URL, prefix=prefix)
+        await reopened.open()  # migrating again finds nothing to do
+        try:
+            assert await reopened.schema_version() == 4
+            assert len(await reopened.list_geo_jobs()) == 2
+        finally:
+            await reopened.close()
     finally:
         await client.aclose()
         await delete_prefix(prefix)
