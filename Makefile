@@ -17,7 +17,13 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(PY) -m cli worker
 
-test: $(STAMP)
+# axe-core for the browser tests' accessibility checks, from the npm registry
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --silent --no-audit --no-fund
+	touch $(AXE)
+
+test: $(STAMP) $(AXE)
 	$(PY) -m pytest
 
 # format, lint and types; settings in pyproject.toml ([tool.ruff], [tool.mypy])

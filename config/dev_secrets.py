@@ -50,6 +50,12 @@ def derive_link_secret(ledger_secret: str) -> str:
     return hmac.new(ledger_secret.encode(), b"wallet-service/pass-links/v1", hashlib.sha256).hexdigest()
 
 
+def derive_session_secret(ledger_secret: str) -> str:
+    """Dev only (prod requires WALLET_SESSION_SECRET): console sessions and form tokens get a key of
+    their own, derived (domain-separated) from the dev ledger secret."""
+    return hmac.new(ledger_secret.encode(), b"wallet-service/sessions/v1", hashlib.sha256).hexdigest()
+
+
 def _service_account_info() -> dict[str, Any]:
     """A throw-away key file shaped like the one Google's console downloads (facts §2)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -113,6 +119,17 @@ def with_secrets(settings: Settings) -> tuple[Settings, dict[str, Any] | None, b
         if not ledger_secret:
             ledger_secret = dev["ledger_secret"]
     link_secret = settings.link_secret or derive_link_secret(ledger_secret)
+    session_secret = settings.session_secret or derive_session_secret(ledger_secret)
+    # the enrolment webhook is signed like ledger posts: with the ledger secret unless it has its own
+    enroll_secret = settings.enroll_webhook_secret or ledger_secret
     google = with_google(settings.google, settings.is_dev)
-    settings = replace(settings, api_keys=api_keys, ledger_secret=ledger_secret, link_secret=link_secret, google=google)
+    settings = replace(
+        settings,
+        api_keys=api_keys,
+        ledger_secret=ledger_secret,
+        link_secret=link_secret,
+        session_secret=session_secret,
+        enroll_webhook_secret=enroll_secret,
+        google=google,
+    )
     return settings, dev, created

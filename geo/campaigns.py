@@ -74,13 +74,17 @@ class Campaign:
     max_per_day: int
     radius_m: int
     announce: str | None = None
+    # paused by marketing (the console's pause): not active whatever its times, until resumed
+    paused: bool = False
 
 
 # -- schedule and conditions ------------------------------------------------------------------
 
 
 def active(campaign: Campaign, now: float) -> bool:
-    """Whether the campaign runs at `now`: starts_at <= now < ends_at (a missing bound is open)."""
+    """Whether the campaign runs at `now`: not paused, and starts_at <= now < ends_at (a missing bound is open)."""
+    if campaign.paused:
+        return False
     if campaign.starts_at is not None and now < campaign.starts_at:
         return False
     if campaign.ends_at is not None and now >= campaign.ends_at:
@@ -268,6 +272,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
         "max_per_day": campaign.max_per_day,
         "radius_m": campaign.radius_m,
         "announce": campaign.announce,
+        "paused": campaign.paused,
     }
 
 
@@ -292,4 +297,5 @@ def campaign_from_dict(data: Mapping[str, Any]) -> Campaign:
         max_per_day=int(data.get("max_per_day") or 1),
         radius_m=int(data.get("radius_m") or 100),
         announce=data.get("announce") or None,
+        paused=bool(data.get("paused", False)),
     )

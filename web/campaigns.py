@@ -140,6 +140,29 @@ class Instant:
         return _nullable(schema, self.description)
 
 
+@dataclass(frozen=True)
+class Flag:
+    """A JSON boolean (absent or null: `default`)."""
+
+    default: bool = False
+    description: str = ""
+    required: bool = False
+
+    def read(self, data: dict[str, Any], name: str, where: str = "") -> bool:
+        value = data.get(name)
+        if value is None:
+            return self.default
+        if not isinstance(value, bool):
+            raise invalid(where + name, "must be true or false")
+        return value
+
+    def schema(self, choices: Choices) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "boolean", "default": self.default}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
 STORE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # web/stores.py's ids
 
 CONDITIONS = Body(
@@ -201,6 +224,7 @@ CAMPAIGN_FIELDS: dict[str, Any] = {
         max_len=ANNOUNCE_MAX,
         description="plain text (no placeholders), shown once as a change message when a card starts to qualify",
     ),
+    "paused": Flag(description="true: not active whatever its times (the console's pause), until set false again"),
 }
 
 NEW_CAMPAIGN = Body("NewCampaign", CAMPAIGN_FIELDS)
@@ -328,6 +352,7 @@ async def _campaign(campaign_id: str, data: dict[str, Any], services: Services) 
         max_per_day=fields["max_per_day"],
         radius_m=fields["radius_m"],
         announce=fields["announce"],
+        paused=fields["paused"],
     )
 
 
@@ -414,6 +439,11 @@ async def preview_campaign(request: Request) -> Response:
     campaign_id = path_id(request)
     services = services_of(request)
     campaign = campaign_from_dict(await _stored(services.store, campaign_id))
+    return JSONResponse(await campaign_reach(services, campaign))
+
+
+async def campaign_reach(services: Services, campaign: Campaign) -> dict[str, Any]:
+    """The preview of POST /v1/campaigns/{id}/preview (the console shows the same)."""
     program = services.programs.get(campaign.program)
     now = time.time()
     # the day the expiry window counts from, as the ledger's `expiring.date` is written: a calendar date (UTC)
@@ -442,6 +472,4 @@ async def preview_campaign(request: Request) -> Response:
         }
         for card in samples
     ]
-    return JSONResponse(
-        {"qualifying": qualifying, "by_tier": by_tier, "samples": rendered, "active": active(campaign, now)}
-    )
+    return {"qualifying": qualifying, "by_tier": by_tier, "samples": rendered, "active": active(campaign, now)}

@@ -76,6 +76,7 @@ def test_crud_with_generated_ids(api: Checked):
         "max_per_day": 1,
         "radius_m": 100,
         "announce": "New: morning coffee",
+        "paused": False,
     }
     second = api("POST", LIST, LIST, 201, json=campaign(stores=None, when=None, max_per_day=3, radius_m=250)).json()
     assert second["id"] != first
