@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli import import_cards
 from config.logging import configure_logging
 from config.settings import ROLES, load_settings, redacted_url
 from config.startup import Prepared, prepare_or_exit
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("test-push", help="send one pass-update push to a device token now and print the result")
     p.add_argument("--token", required=True, help="APNs device push token (hex)")
     p.set_defaults(func=cmd_test_push)
+    import_cards.register(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

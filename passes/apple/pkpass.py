@@ -26,7 +26,9 @@ import orjson
 from cards.model import Card
 from passes.apple.pass_json import DEFAULT_DISTANCE_M, Location, build_pass_json, web_service_url
 from passes.apple.signing import Signer
+from passes.apple.voucher_json import build_voucher_json
 from passes.programs import Program
+from store.port import Voucher
 
 CONTENT_TYPE = "application/vnd.apple.pkpass"
 
@@ -297,9 +299,40 @@ class PassFactory:
     def render(self, card: Card, locations: Sequence[Location] | None = None) -> RenderedPass:
         """The signed .pkpass bytes of the card's current state (from cache when unchanged)."""
         pack, pass_json, digest = self._content(card, locations)
+        return self._signed(pack, pass_json, digest)
+
+    def _signed(self, pack: _TemplatePack, pass_json: bytes, digest: str) -> RenderedPass:
         parts = self.cache.get(digest)
         if parts is None:
             manifest = pack.manifest_prefix + hashlib.sha1(pass_json).hexdigest().encode() + b'"}'
             parts = signed_parts(pack, pass_json, manifest, self.signer.sign(manifest))
             self.cache.put(digest, parts)
         return RenderedPass(assemble_zip(pack, parts), digest)
+
+    # -- vouchers (gift certificates, offers): the card's program's template, the same cache ----------
+    def voucher_json(self, voucher: Voucher) -> dict[str, Any]:
+        pack = self._packs.get(voucher.program)
+        if pack is None:
+            raise UnknownProgramError(f"no template for program {voucher.program!r}")
+        return build_voucher_json(
+            pack.template,
+            voucher,
+            pass_type_id=self.pass_type_id,
+            team_id=self.team_id,
+            web_service_url=self.web_service_url,
+        )
+
+    def _voucher_content(self, voucher: Voucher) -> tuple[_TemplatePack, bytes, str]:
+        pass_json = dump_json(self.voucher_json(voucher))
+        pack = self._packs[voucher.program]
+        return pack, pass_json, hashlib.sha256(pack.fingerprint + b"\0" + pass_json).hexdigest()
+
+    def cached_voucher(self, voucher: Voucher) -> RenderedPass | None:
+        """As `cached`, for a voucher."""
+        pack, _, digest = self._voucher_content(voucher)
+        parts = self.cache.get(digest)
+        return None if parts is None else RenderedPass(assemble_zip(pack, parts), digest)
+
+    def render_voucher(self, voucher: Voucher) -> RenderedPass:
+        """The signed .pkpass of the voucher's current state (from cache when unchanged)."""
+        return self._signed(*self._voucher_content(voucher))
