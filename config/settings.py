@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,13 @@ class Settings:
     api_keys: dict[str, str] = field(default_factory=dict)
     ledger_secret: str = ""
     link_secret: str = ""
+    # signs the console's session cookie and the pages' CSRF tokens (web/pages/security.py)
+    session_secret: str = ""
+    # map tiles of the console's map: a URL template with {z}/{x}/{y}, and its host goes into the CSP
+    tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # the enrolment webhook of the join page (the ledger backend opens the account)
+    enroll_webhook_url: str | None = None
+    enroll_webhook_secret: str = ""
     link_ttl_seconds: int = 7 * 24 * 3600
     apns_endpoint: str = "https://api.push.apple.com"
     apns_ca_file: str | None = None
@@ -64,6 +72,16 @@ class Settings:
     max_connections: int = 1000
     # PassKit registrations per pass ("<count>/<second|minute|hour|day>"), see web/ratelimit.py
     passkit_register_rate: str = "20/minute"
+    # requests per client address to the public pages (/join, /activate, /c, the .pkpass links), see web/ratelimit.py
+    pages_rate: str = "60/minute"
+    # PassKit requests per pass (per device for serials-since, per client address for the log)
+    passkit_rate: str = "600/minute"
+    # Google Wallet callbacks per client address
+    google_callbacks_rate: str = "600/minute"
+    # proxies whose X-Forwarded-For names the client (addresses or networks); empty: the direct peer
+    trusted_proxies: tuple[str, ...] = ()
+    # the wallet badge artwork of the card page; None: the shipped stand-ins (web/pages/static/badges)
+    badges_dir: Path | None = None
     # the Android pass apps' relays and card-page links (config/relays.py)
     relays: RelaySettings = field(default_factory=RelaySettings)
     # Google Wallet: issuer, service account, REST root, save-JWT origins (config/google.py)
@@ -145,6 +163,17 @@ def _bounded(name: str, text: str, low: int, high: int, problems: list[str]) -> 
     return value
 
 
+def _networks(name: str, text: str, problems: list[str]) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (`10.0.0.1`, `10.0.0.0/8`), normalized."""
+    found: list[str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(f"{name}: {item[:50]!r} is not an IP address or network")
+    return tuple(found)
+
+
 def _flag(name: str, value: str, problems: list[str]) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
@@ -209,6 +238,23 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     elif ledger_secret and len(ledger_secret) < 16:
         problems.append("WALLET_LEDGER_SECRET must be at least 16 characters")
 
+    session_secret = get("WALLET_SESSION_SECRET", "")
+    if prod and not session_secret:
+        problems.append("WALLET_SESSION_SECRET is not set (it signs console sessions and form tokens)")
+    elif session_secret and len(session_secret) < 32:
+        problems.append("WALLET_SESSION_SECRET must be at least 32 characters")
+    tiles_url = get("WALLET_MAP_TILES_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    if tiles_url and (urlsplit(tiles_url).scheme not in ("https", "http") or "{z}" not in tiles_url):
+        problems.append("WALLET_MAP_TILES_URL must be an http(s) URL template with {z}, {x} and {y}, or empty")
+    enroll_url = get("WALLET_ENROLL_WEBHOOK_URL", "") or None
+    if enroll_url and urlsplit(enroll_url).scheme not in ("https", "http"):
+        problems.append("WALLET_ENROLL_WEBHOOK_URL must be an http(s) URL")
+    enroll_secret = get("WALLET_ENROLL_WEBHOOK_SECRET", "")
+    if prod and enroll_url and len(enroll_secret) < 16:
+        problems.append(
+            "WALLET_ENROLL_WEBHOOK_SECRET must be set (at least 16 characters) with WALLET_ENROLL_WEBHOOK_URL"
+        )
+
     apns_endpoint = get("WALLET_APNS_ENDPOINT", "https://api.push.apple.com").rstrip("/")
     if urlsplit(apns_endpoint).scheme != "https":
         problems.append("WALLET_APNS_ENDPOINT must be an https URL")
@@ -242,6 +288,20 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     register_rate = get("WALLET_RATE_PASSKIT_REGISTER", "20/minute")
     if not _RATE_RE.fullmatch(register_rate):
         problems.append("WALLET_RATE_PASSKIT_REGISTER must look like 20/minute (per second, minute, hour or day)")
+    pages_rate = get("WALLET_RATE_PAGES", "60/minute")
+    if not _RATE_RE.fullmatch(pages_rate):
+        problems.append("WALLET_RATE_PAGES must look like 60/minute (per second, minute, hour or day)")
+    passkit_rate = get("WALLET_RATE_PASSKIT", "600/minute")
+    if not _RATE_RE.fullmatch(passkit_rate):
+        problems.append("WALLET_RATE_PASSKIT must look like 600/minute (per second, minute, hour or day)")
+    google_callbacks_rate = get("WALLET_RATE_GOOGLE_CALLBACKS", "600/minute")
+    if not _RATE_RE.fullmatch(google_callbacks_rate):
+        problems.append("WALLET_RATE_GOOGLE_CALLBACKS must look like 600/minute (per second, minute, hour or day)")
+    trusted_proxies = _networks("WALLET_TRUSTED_PROXIES", get("WALLET_TRUSTED_PROXIES", ""), problems)
+    badges_text = get("WALLET_BADGES_DIR", "")
+    badges_dir = Path(badges_text) if badges_text else None
+    if badges_dir is not None and not badges_dir.is_dir():
+        problems.append("WALLET_BADGES_DIR does not name a folder")
     relays = load_relay_settings(get, env == "dev", problems)
     certs_dir = Path(get("WALLET_CERTS_DIR", "certs"))
     google = load_google_settings(get, env == "dev", certs_dir, public_url, problems)
@@ -264,6 +324,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         api_keys=api_keys,
         ledger_secret=ledger_secret,
         link_secret=get("WALLET_LINK_SECRET", ""),
+        session_secret=session_secret,
+        tiles_url=tiles_url,
+        enroll_webhook_url=enroll_url,
+        enroll_webhook_secret=enroll_secret,
         link_ttl_seconds=link_ttl,
         apns_endpoint=apns_endpoint,
         apns_ca_file=apns_ca_file,
@@ -276,6 +340,11 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         max_devices_per_pass=max_devices,
         max_connections=max_connections,
         passkit_register_rate=register_rate,
+        pages_rate=pages_rate,
+        passkit_rate=passkit_rate,
+        google_callbacks_rate=google_callbacks_rate,
+        trusted_proxies=trusted_proxies,
+        badges_dir=badges_dir,
         relays=relays,
         google=google,
         geo=geo,

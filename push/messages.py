@@ -13,14 +13,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from push.batch import Batch, EntryState
-from push.kinds import app_alert, google_object, pass_update
+from push.kinds import app_alert, enroll_webhook, google_object, google_voucher, pass_update
 from push.kinds.app_alert import AppAlert
 from push.kinds.base import Message, MessageError
+from push.kinds.enroll_webhook import EnrollWebhook
 from push.kinds.google_object import GoogleObject
+from push.kinds.google_voucher import GoogleVoucher
 from push.kinds.pass_update import PassUpdate
 from store.port import NewEntry
 
-__all__ = ["KINDS", "AppAlert", "GoogleObject", "Kind", "Message", "MessageError", "PassUpdate", "decode", "entry"]
+__all__ = [
+    "KINDS",
+    "AppAlert",
+    "EnrollWebhook",
+    "GoogleObject",
+    "GoogleVoucher",
+    "Kind",
+    "Message",
+    "MessageError",
+    "PassUpdate",
+    "decode",
+    "entry",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ KINDS: dict[str, Kind] = {
     PassUpdate.KIND: Kind(PassUpdate.from_fields, pass_update.handle),
     AppAlert.KIND: Kind(AppAlert.from_fields, app_alert.handle),
     GoogleObject.KIND: Kind(GoogleObject.from_fields, google_object.handle),
+    GoogleVoucher.KIND: Kind(GoogleVoucher.from_fields, google_voucher.handle),
+    EnrollWebhook.KIND: Kind(EnrollWebhook.from_fields, enroll_webhook.handle),
 }
 
 

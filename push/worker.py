@@ -99,6 +99,9 @@ class Worker:
             "skipped": 0,
         }
         self.pushes: Counter[tuple[str, str]] = Counter()  # (client, outcome), for /metrics
+        # (kind, seconds from an entry's enqueue to its outcome committed), for each entry done; the web
+        # process sets it when it runs this worker (web/metrics.py watch_worker), else nothing observes
+        self.observe_latency: Callable[[str, float], None] | None = None
 
     # -- loop --------------------------------------------------------------------------------
     async def run_once(self, now: float | None = None) -> int:
@@ -205,6 +208,11 @@ class Worker:
         acks = [state.entry.id for state in batch.entries if state.fate is Fate.DONE]
         if batch.marks or acks or batch.records:
             await self.store.complete_pushes(batch.marks, acks, batch.records, batch.now, JOURNAL_KEEP)
+        if self.observe_latency is not None:
+            done_at = self.clock()
+            for state in batch.entries:
+                if state.fate is Fate.DONE and state.entry.enqueued_at:
+                    self.observe_latency(state.entry.kind, done_at - state.entry.enqueued_at)
         # After the commit, so a retried entry finds its delivered devices marked.
         for state in batch.entries:
             if state.fate is Fate.RETRY:

@@ -55,6 +55,10 @@ class NewCard:
     tier: str | None = None
     locale: str | None = None
     home_store: str | None = None  # the enrolment store: the member's area until the app reports one
+    # the join page: one card per phone in the program, the existing one is returned (store/port.py)
+    unique_phone: bool = False
+    # a pre-printed card's number (activation): used as given, never drawn; taken -> "number_taken"
+    number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class CardIssuer:
             raise IssueError("unknown_locale", f"one of {', '.join(program.locales)}")
         for _ in range(_DRAWS):
             card = Card(
-                number=new_card_number(program.card_prefix),
+                number=request.number or new_card_number(program.card_prefix),
                 program=program.program,
                 account=request.account,
                 serial=new_serial(),
@@ -113,13 +117,15 @@ class CardIssuer:
             if self.geo is not None:
                 card, generation = await self.geo.evaluated(card, now)
             try:
-                stored, created = await self.store.create_card(card)
+                stored, created = await self.store.create_card(card, unique_phone=request.unique_phone)
             except CardConflict:
                 existing = await self.store.get_card_by_account(request.account)
                 if existing is not None and existing.program != program.program:
                     raise IssueError(
                         "account_in_other_program", "this account already has a card in another program"
                     ) from None
+                if request.number is not None and await self.store.get_card(request.number) is not None:
+                    raise IssueError("number_taken", "this card number is already active") from None
                 continue  # a random number or serial collided: draw again
             if created:
                 log.info("issued card *%s in %s", last4(stored.number), stored.program)

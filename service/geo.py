@@ -20,23 +20,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cards.model import Card
+from cards.numbers import new_auth_token, new_serial
 from config.settings import Settings
 from geo.campaigns import Campaign, Conditions, campaign_from_dict
-from geo.evaluate import Message, ProgramGeo, deliver_message, evaluate, pass_content_changed, program_centre
+from geo.evaluate import (
+    Message,
+    ProgramGeo,
+    deliver_message,
+    evaluate,
+    in_segment,
+    member_area,
+    pass_content_changed,
+    program_centre,
+)
 from geo.locations import StoreLocation
 from geo.nearest import NearestIndex
+from passes.apple.voucher_json import offer_data
 from passes.programs import Program
-from store.port import CardUpdate, Fanout, GeoChanged, GeoJob, JobStep, Store
+from push.kinds.google_voucher import voucher_entries
+from store.port import CardUpdate, Fanout, GeoChanged, GeoJob, JobStep, NewEntry, Store, Voucher
 
 log = logging.getLogger(__name__)
 
 _RETRIES = 20  # re-derivations of one write while campaigns keep changing under it
+OFFER_JOB = "offer"  # a segment's offer (web/vouchers.py): one voucher per card it selects
 
 
 def utc_today(now: float) -> _dt.date:
@@ -164,6 +178,32 @@ class GeoService:
         raise GeoChanged("campaigns kept changing while a ping was stored")
 
 
+def _fixed(entries: Sequence[NewEntry]) -> Fanout:
+    """A voucher's fanout: its own work whatever the store hands it (the voucher or its card)."""
+
+    def fanout(_card: Card) -> Sequence[NewEntry]:
+        return entries
+
+    return fanout
+
+
+def offer_voucher(parent: Voucher, card: Card, area: tuple[float, float] | None, now: float) -> Voucher:
+    """The voucher of a segment's offer for one card: its id joins the offer's and the card's serial
+    (`~` is outside the ledger's ids), its data the offer's with the card's locale and the stores
+    nearest the member (passes/apple/voucher_json.py offer_data)."""
+    return Voucher(
+        id=f"{parent.id}~{card.serial}",
+        kind="offer",
+        serial=new_serial(),
+        auth_token=new_auth_token(),
+        program=parent.program,
+        card_number=card.number,
+        data={**offer_data(parent.data, card, area), "offer": parent.id},
+        created_at=int(now),
+        modified_at=int(now),
+    )
+
+
 def message_of(job: GeoJob) -> Message:
     payload = job.payload
     when = payload.get("when") or {}
@@ -214,8 +254,11 @@ class GeoRunner:
         wakeup: asyncio.Event | None = None,
         outbox_wakeup: asyncio.Event | None = None,
         clock: Callable[[], float] = time.time,
+        voucher_fanout: Callable[[str], Sequence[NewEntry]] | None = None,
     ) -> None:
         self.geo = geo
+        # a new voucher's outbox work by its serial (push/kinds/google_voucher.py voucher_entries)
+        self.voucher_fanout = voucher_fanout
         self.store = geo.store
         self.owner = owner
         self.batch_size = batch_size
@@ -275,6 +318,8 @@ class GeoRunner:
         page = await self.store.cards_page(job.program, job.cursor, self.batch_size)
         program = snap.program(job.program)
         today = utc_today(now)
+        if job.kind == OFFER_JOB:
+            return await self._offer_step(job, page, program, now, today)
         message = message_of(job) if job.kind == "message" else None
         updates: list[CardUpdate] = []
         for card in page:
@@ -304,6 +349,38 @@ class GeoRunner:
             if any(c is None for c in result.cards):
                 self.stats.conflicts += 1
                 return await self.store.get_geo_job(job.id)  # the same page again, on the cards' news
+            return None
+        return GeoJob(job.id, job.program, job.kind, job.payload, cursor, job.created_at, done)
+
+    async def _offer_step(
+        self, job: GeoJob, page: Sequence[Card], program: ProgramGeo, now: float, today: _dt.date
+    ) -> GeoJob | None:
+        """One page of an offer job: a voucher of the offer for each card its segment selects, made
+        idempotently (its id is the offer's and the card's), then the cursor; a page done again after a
+        lost lease or a crash makes nothing twice."""
+        offer_id = str(job.payload.get("offer") or "")
+        parent = await self.store.get_voucher("offer", offer_id)
+        if parent is None or self.voucher_fanout is None:
+            log.warning("offer job %s: no offer or no voucher fanout; finished", job.id)
+            cursor, done = job.cursor, True
+        else:
+            segment = message_of(job)
+            made = 0
+            for card in page:
+                if not in_segment(card, segment, program, today):
+                    continue
+                child = offer_voucher(parent, card, member_area(card, program), now)
+                _, created = await self.store.create_voucher(child, now, _fixed(self.voucher_fanout(child.serial)))
+                made += created
+            if made and self.outbox_wakeup is not None:
+                self.outbox_wakeup.set()
+            self.stats.written += made
+            cursor = page[-1].number if page else job.cursor
+            done = len(page) < self.batch_size
+        result = await self.store.update_cards([], now, step=JobStep(job.id, self.owner, cursor, done))
+        self.stats.batches += 1
+        self.stats.evaluated += len(page)
+        if not result.advanced:
             return None
         return GeoJob(job.id, job.program, job.kind, job.payload, cursor, job.created_at, done)
 
@@ -355,4 +432,5 @@ def build_runner(
         tick_seconds=config.schedule_tick_seconds,
         wakeup=wakeup,
         outbox_wakeup=outbox_wakeup,
+        voucher_fanout=functools.partial(voucher_entries, settings.pass_type_id, settings.google.enabled),
     )

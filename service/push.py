@@ -11,12 +11,15 @@ import signal
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
 from config.dev_secrets import DEV_TOKEN_URI
 from config.settings import Settings
 from passes.apple.certs import load_signing_material
+from passes.assets import program_hero_url, program_logo_url
+from passes.google.vouchers import RESOURCES, voucher_class, voucher_object
 from passes.programs import Program, load_programs
 from push.channels.apns.sender import ApnsChannel
 from push.channels.base import ANY, Channel, ChannelKey, Channels, PassPush
@@ -30,15 +33,19 @@ from push.channels.relays import (
     WalletPassesChannel,
     WalletUnionChannel,
 )
+from push.channels.webhook import WebhookChannel
 from push.clients import PASS2U, PASSHUB, PASSWALLET, RELAY_CLIENTS, WALLETPASSES, WALLETUNION_FCM, WALLETUNION_HMS
+from push.kinds.enroll_webhook import ENROLL_WEBHOOK
 from push.kinds.google_object import GOOGLE
+from push.kinds.google_voucher import GOOGLE_VOUCHER, VoucherChannel, VoucherRender
 from push.results import PushResult, token_hint
 from push.worker import APPLE, JOURNAL_KEEP, Worker
 from service.geo import GeoService, build_runner
 from service.google import ensure_classes, google_channel
+from service.imports import ImportRunner
 from service.ledger import LedgerIntake
 from store.factory import open_store
-from store.port import Store
+from store.port import Store, Voucher
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +130,16 @@ def relay_channels(settings: Settings) -> dict[ChannelKey, Channel]:
     }
 
 
+def webhook_channels(settings: Settings) -> dict[ChannelKey, Channel]:
+    """The enrolment webhook, whenever WALLET_ENROLL_WEBHOOK_URL is set, dry run or not: it tells our
+    own ledger backend about a member, not a phone, and an operator who names a URL wants it called.
+    Unset, nothing is enqueued for it (web/pages/join.py), so there is no route either."""
+    url = settings.enroll_webhook_url
+    if not url:
+        return {}
+    return {(ENROLL_WEBHOOK, ANY): WebhookChannel(url, settings.enroll_webhook_secret, name="enroll_webhook")}
+
+
 def build_channels(
     settings: Settings, store: Store | None = None, programs: Mapping[str, Program] | None = None
 ) -> Channels:
@@ -132,19 +149,42 @@ def build_channels(
     if settings.push_dry_run:
         dry = DryRunChannel()
         routes: dict[ChannelKey, Channel] = {(APPLE, settings.pass_type_id): dry}
-        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, GOOGLE, APP_ANDROID, APP_IOS)})
+        routes.update({(client, ANY): dry for client in (*RELAY_CLIENTS, GOOGLE, GOOGLE_VOUCHER, APP_ANDROID, APP_IOS)})
+        routes.update(webhook_channels(settings))
         return Channels(routes)
     routes = {(APPLE, settings.pass_type_id): apns_channel(settings), **relay_channels(settings)}
     routes.update(app_channels(settings))
+    routes.update(webhook_channels(settings))
     account = settings.google.service_account
     if account is not None and account.token_uri == DEV_TOKEN_URI:
         # dev's generated key reaches no Google: its object updates are recorded as a dry run
-        routes[(GOOGLE, ANY)] = DryRunChannel("google_dry_run")
+        routes[(GOOGLE, ANY)] = routes[(GOOGLE_VOUCHER, ANY)] = DryRunChannel("google_dry_run")
     elif store is not None and programs is not None:
         google = google_channel(settings, programs, store)
         if google is not None:
             routes[(GOOGLE, ANY)] = google
+            routes[(GOOGLE_VOUCHER, ANY)] = VoucherChannel(google, voucher_render(settings, programs))
     return Channels(routes)
+
+
+def voucher_render(settings: Settings, programs: Mapping[str, Program]) -> VoucherRender:
+    """`render(voucher)` -> (its Google object, its class, their REST resources) for VoucherChannel."""
+    issuer = settings.google.issuer_id
+    base = settings.public_url
+
+    def render(voucher: Voucher) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str]]:
+        program = programs[voucher.program]
+        made = voucher_class(
+            program,
+            issuer,
+            voucher,
+            logo_url=program_logo_url(base, program),
+            hero_url=program_hero_url(base, program),
+            callback_url=f"{base}/google/callbacks",
+        )
+        return voucher_object(program, voucher, issuer), made, RESOURCES[voucher.kind]
+
+    return render
 
 
 def consumer_name() -> str:
@@ -201,14 +241,19 @@ async def run_standalone_worker(settings: Settings) -> int:
     )
     # campaign and message jobs run beside the pushes they make (the web processes run none on Redis)
     fanout = LedgerIntake(store, programs, settings.pass_type_id, google=settings.google.enabled).fanout
-    runner = build_runner(settings, GeoService(store, programs, fanout), worker.consumer)
+    geo = GeoService(store, programs, fanout)
+    runner = build_runner(settings, geo, worker.consumer)
     geo_task = asyncio.create_task(runner.run_forever(stop), name="geo-runner")
+    # import jobs whose web process died, on a store that lists them (service/imports.py)
+    imports = ImportRunner(store, programs, geo=geo, google=settings.google.enabled)
+    import_task = asyncio.create_task(imports.run_forever(stop), name="import-runner")
     try:
         await run_worker(worker, stop, settings, programs)
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await geo_task
+        for task in (geo_task, import_task):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await store.close()
     return 0
 

@@ -12,13 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from config.startup import Prepared
+from service.imports import runner_for
 from service.push import run_worker
 from service.wiring import geo_runner, open_core
 from store.port import StoreError
 from web.body import BodyLimitMiddleware
 from web.errors import ApiError, api_error_handler, http_error_handler, store_error_handler, unexpected_error_handler
 from web.google import RootKeyCache
-from web.metrics import Metrics
+from web.metrics import Metrics, MetricsMiddleware
 from web.ratelimit import RateLimiter
 from web.routes import ROUTES
 from web.services import CertificateWatch, Services
@@ -30,9 +31,13 @@ log = logging.getLogger(__name__)
 async def build_services(prepared: Prepared) -> Services:
     settings = prepared.settings
     core = await open_core(settings, with_worker=settings.run_worker)
+    # this app's own registry: several apps in one process (the tests) count apart
+    metrics = Metrics()
+    if core.worker is not None:
+        metrics.watch_worker(core.worker)
     return Services(
         core=core,
-        metrics=Metrics(),
+        metrics=metrics,
         certs=CertificateWatch(settings, prepared.certs),
         limiter=RateLimiter(settings.database_url, settings.passkit_register_rate),
         google_keys=RootKeyCache(settings.google.keys_url) if settings.google.enabled else None,
@@ -58,11 +63,14 @@ def create_app(prepared: Prepared) -> Starlette:
             if worker
             else None
         )
+        # in every process, worker or not: a job runs where it was posted (service/imports.py)
+        app.state.import_runner = imports = runner_for(services.core)
+        import_task = asyncio.create_task(imports.run_forever(stop), name="import-runner")
         try:
             yield
         finally:
             stop.set()
-            for task in (worker_task, geo_task):
+            for task in (worker_task, geo_task, import_task):
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -72,7 +80,12 @@ def create_app(prepared: Prepared) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(HeaderLimitMiddleware), Middleware(BodyLimitMiddleware)],
+        # metrics outermost: it times and counts the limits' refusals too (web/metrics.py)
+        middleware=[
+            Middleware(MetricsMiddleware),
+            Middleware(HeaderLimitMiddleware),
+            Middleware(BodyLimitMiddleware),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

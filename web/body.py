@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -9,9 +10,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cards.bounds import decimal
+from service.imports import MAX_BYTES as IMPORT_MAX_BYTES
 from web.errors import ApiError, error_response
 
 MAX_BODY = 1024 * 1024
+# The routes allowed more than MAX_BODY, by (method, path): an upload, not a JSON request. Each reads
+# its body with read_body(request, its limit), which counts the bytes of a body without a length.
+ROUTE_LIMITS: dict[tuple[str, str], int] = {("POST", "/v1/cards/import"): IMPORT_MAX_BYTES}
 # 18 digits hold any length a client can send; a longer Content-Length is malformed, not a number to read
 _LENGTH_DIGITS = 18
 
@@ -20,20 +25,24 @@ class BodyLimitMiddleware:
     """Refuses a declared oversize body before any handler reads it; bodies without a
     Content-Length are counted as they are read (read_body)."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY, routes: Mapping[tuple[str, str], int] = ROUTE_LIMITS
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            limit = self.routes.get((scope["method"], scope["path"]), self.limit)
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     size = decimal(value, _LENGTH_DIGITS)
-                    if size is None or size > self.limit:
+                    if size is None or size > limit:
                         response = (
                             error_response(400, "bad_request", "bad Content-Length")
                             if size is None
-                            else error_response(413, "payload_too_large", f"request body over {self.limit} bytes")
+                            else error_response(413, "payload_too_large", f"request body over {limit} bytes")
                         )
                         await response(scope, receive, send)
                         return

@@ -3,7 +3,6 @@ links a member follows (the .pkpass download and the card page)."""
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Mapping
@@ -11,16 +10,15 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urljoin
 
 import anyio
 from google.auth.crypt import Signer
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from cards.links import link_valid, sign_link
 from cards.model import Card, Member, last_modified
-from cards.numbers import last4, luhn_valid
+from cards.numbers import luhn_valid
 from config.google import GoogleSettings
 from passes.apple.pkpass import RenderedPass
 from passes.google.model import object_class_id, object_id
@@ -31,9 +29,9 @@ from web.auth import require_role
 from web.body import read_json_object
 from web.errors import ApiError
 from web.models import NEW_CARD
+from web.ratelimit import check_rule
 from web.services import Services
 from web.validation import invalid
-from web.wallet_apps import app_buttons, google_button, platform_of
 
 log = logging.getLogger(__name__)
 
@@ -250,54 +248,11 @@ async def _card_from_link(request: Request, purpose: str, serial: str) -> Card:
 async def download_pkpass(request: Request) -> Response:
     serial = request.path_params["serial"]
     card = await _card_from_link(request, "pkpass", serial)
+    # WALLET_RATE_PASSKIT per pass, one count with PassKit's fetch of it, before the pass is rendered:
+    # only a valid signed link gets this far, so a stranger cannot spend the pass's budget
+    await check_rule(request, _services(request).settings.passkit_rate, "passkit", card.serial)
     rendered = await render_pass(_services(request), card)
     return pkpass_response(rendered, card, filename=f"{card.program}.pkpass")
 
 
-async def card_page(request: Request) -> Response:
-    services = _services(request)
-    serial = request.path_params["serial"]
-    card = await _card_from_link(request, "page", serial)
-    template = services.programs.get(card.program)
-    links = links_for(services, card, time.time())
-    tier = template.tier(card.tier) if template else None
-    tier_name = tier.name(card.locale) if tier else card.tier
-    program_name = template.name(card.locale) if template else card.program
-    esc = html.escape
-    platform = platform_of(request.headers.get("user-agent", ""))
-    # the apps fetch the pass themselves: they need an absolute URL (urljoin keeps one that is already)
-    pkpass_url = urljoin(services.settings.public_url.rstrip("/") + "/", links["apple"])
-    apps = [] if platform == "ios" else app_buttons(pkpass_url, services.settings.relays.app_links)
-    # Google Wallet for Android and desktop visitors while it is on; iOS keeps Apple Wallet alone
-    google = links.get("google") if platform != "ios" else None
-    wallet = []
-    if platform == "android":
-        if google:
-            wallet.append(google_button(google, card.locale))
-        wallet.append(f'<a class="button" id="pkpass" href="{esc(pkpass_url)}">Download the card (.pkpass)</a>')
-    else:
-        wallet.append(f'<a class="button" id="apple" href="{esc(pkpass_url)}">Add to Apple Wallet</a>')
-        if google:
-            wallet.append(google_button(google, card.locale))
-    if apps:
-        wallet.append('<div class="apps" id="apps"><p>Android: save the card in a pass app</p>')
-        wallet.extend(button.html() for button in apps)
-        wallet.append("</div>")
-    buttons = "\n".join(wallet)
-    page = f"""<!doctype html>
-<html lang="{esc(card.locale)}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{esc(str(program_name))}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
-.card{{border-radius:1rem;padding:1.5rem;background:#3b2a20;color:#fff}}
-.balance{{font-size:2.5rem;font-weight:700}} a.button{{display:inline-block;margin-top:1.5rem;padding:.8rem 1.2rem;
-background:#000;color:#fff;border-radius:.6rem;text-decoration:none}}
-.apps a.button{{display:block;margin-top:.6rem;text-align:center}}</style></head>
-<body><div class="card"><div>{esc(str(program_name))}</div>
-<div class="balance" id="balance">{card.balance}</div><div id="tier">{esc(str(tier_name))}</div>
-<div>•••• {esc(last4(card.number))}</div></div>
-{buttons}
-</body></html>"""
-    # the buttons depend on the browser: a shared cache must not give one platform's page to another
-    return HTMLResponse(page, headers={"Vary": "User-Agent"})
+# The card page (GET /c/{serial}) is a template: web/pages/card.py.

@@ -40,6 +40,7 @@ from passes.google.callbacks import (
 )
 from web.body import read_body
 from web.errors import ApiError
+from web.ratelimit import check_rule, client_address
 from web.schemas import Schema
 from web.services import services_of
 
@@ -196,6 +197,8 @@ async def google_callback(request: Request) -> JSONResponse:
     if not google.enabled or cache is None:
         _count(request, "off")
         raise ApiError(404, GOOGLE_WALLET_OFF, "Google Wallet is off on this service")
+    # WALLET_RATE_GOOGLE_CALLBACKS per client address, before the body is read
+    await check_rule(request, services.settings.google_callbacks_rate, "google-callbacks", client_address(request))
     try:
         body = await read_body(request, MAX_BODY_BYTES)
     except ApiError as exc:

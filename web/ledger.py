@@ -30,14 +30,15 @@ async def post_events(request: Request) -> Response:
         # whole signed batch (ledger/batch.py); each event is judged on its own by the intake
         items = read_batch(raw)
     except BatchError as exc:
+        services.metrics.inc("wallet_ledger_rejected_total", help="Ledger posts refused", reason="invalid_json")
         raise ApiError(400, "invalid_json", str(exc)) from None
     if len(items) > MAX_EVENTS:
+        services.metrics.inc("wallet_ledger_rejected_total", help="Ledger posts refused", reason="too_many_events")
         raise ApiError(413, "too_many_events", f"at most {MAX_EVENTS} events per post")
 
     answer = await services.ledger.intake(items, time.time())
+    # accepted, duplicate, stale, unknown, invalid: each is a series from the start (web/metrics.py)
     for outcome, found in answer.items():
         if found:
-            services.metrics.inc(
-                "wallet_ledger_events_total", len(found), help="Ledger events by outcome", outcome=outcome
-            )
+            services.metrics.ledger_events.labels(outcome=outcome).inc(len(found))
     return JSONResponse(answer, status_code=202)

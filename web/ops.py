@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
-from web.metrics import Key, key
+from web.metrics import CONTENT_TYPE
 from web.openapi import openapi_document
 from web.services import Services
 
@@ -43,23 +43,15 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """This process's registry (web/metrics.py), with the outbox depth and certificate days read now."""
     services: Services = request.app.state.services
-    extra: dict[str, float] = {}
     try:
-        extra["wallet_outbox_pending"] = float(await services.store.outbox_size())
-    except Exception:
-        pass
-    for name, days in services.certs.report.expiry.items():
-        extra[f"wallet_certificate_days_to_expiry_{name}"] = float(days)
-    counted: dict[Key, float] = {}
-    if services.worker is not None:
-        for name, value in services.worker.counters.items():
-            extra[f"wallet_push_{name}_total"] = float(value)
-        # per app (push/clients.py) and outcome; only this process's worker (a standalone one has no /metrics)
-        services.metrics.describe("wallet_pushes_total", "Pushes answered, per app and outcome")
-        for (client, outcome), value in services.worker.pushes.items():
-            counted[key("wallet_pushes_total", client=client, result=outcome)] = float(value)
-    return PlainTextResponse(services.metrics.render(extra, counted), media_type="text/plain; version=0.0.4")
+        pending: float | None = float(await services.store.outbox_size())
+    except Exception:  # the store is down: the gauge is left out, the rest still answers
+        pending = None
+    report = await services.certs.current()
+    services.metrics.scraped(pending, report.expiry)
+    return Response(services.metrics.render_bytes(), media_type=CONTENT_TYPE)
 
 
 async def programs(request: Request) -> Response:

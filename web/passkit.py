@@ -1,7 +1,11 @@
 """Apple's PassKit web service (`webServiceURL` + /v1/...): registrations, changed serials,
 the latest pass, unregistration and device logs, exactly as Apple documents them; and the same
 protocol as the Android pass apps speak it (push/clients.py): their own Authorization words,
-PassWallet's `registrations_attido` paths with its `pushServiceUrl`, FCM/HMS push tokens."""
+PassWallet's `registrations_attido` paths with its `pushServiceUrl`, FCM/HMS push tokens.
+
+Rate-limited (WALLET_RATE_PASSKIT, web/ratelimit.py): per pass once the caller is authorized for it
+(a stranger cannot spend a member's pass budget; a refusal is the same two lookups either way), before
+anything is read, rendered or stored; per device on serials-since, per client address on the log."""
 
 from __future__ import annotations
 
@@ -19,10 +23,13 @@ from starlette.responses import JSONResponse, Response
 from cards.bounds import decimal
 from cards.model import Card, last_modified, unchanged_since
 from push import clients
+from store.port import Voucher
 from web.body import read_json_object
 from web.cards import http_date, pkpass_response, render_pass
 from web.errors import ApiError
+from web.ratelimit import check_rule, client_address
 from web.services import Services
+from web.vouchers import render_voucher_pass, voucher_pkpass_response
 
 # matched with fullmatch (`$` alone lets a trailing newline through); the `^...$` form is for the document
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -75,7 +82,7 @@ class _Lookups:
         if card is not None:
             self.present = card.serial
 
-    def other_than(self, card: Card | None) -> str:
+    def other_than(self, card: Card | Voucher | None) -> str:
         # until this process has found any card, both refusals look up absent serials alike
         return self.absent if card is not None or self.present is None else self.present
 
@@ -89,13 +96,16 @@ def _scheme(request: Request) -> tuple[str, str]:
     return scheme, token.strip()
 
 
-async def _authorized_card(request: Request, pass_type_id: str, serial: str, *, word_ok: bool) -> Card:
-    """The pass when the token matches and the caller's word is one this call takes (`word_ok`);
-    401 alike for a wrong word, a wrong or missing token, an unknown serial and a foreign pass type."""
+async def _authorized_card(request: Request, pass_type_id: str, serial: str, *, word_ok: bool) -> Card | Voucher:
+    """The pass (a card's, or a voucher's: a certificate or an offer) when the token matches and the
+    caller's word is one this call takes (`word_ok`); 401 alike for a wrong word, a wrong or missing
+    token, an unknown serial and a foreign pass type."""
     services = _services(request)
     _, token = _scheme(request)
-    card = await services.store.get_card_by_serial(serial)
-    _LOOKUPS.seen(card)
+    found = await services.store.get_card_by_serial(serial)
+    _LOOKUPS.seen(found)
+    # a voucher's serial is one no card has; its lookup is the same for every serial no card has
+    card: Card | Voucher | None = found if found is not None else await services.store.get_voucher_by_serial(serial)
     expected = card.auth_token if card is not None else _NO_SUCH_TOKEN
     token_ok = hmac.compare_digest(_digest(expected), _digest(token))
     # `&`, not `and`: every condition is evaluated whichever fails
@@ -110,6 +120,13 @@ async def _authorized_card(request: Request, pass_type_id: str, serial: str, *, 
 def _known_word(request: Request) -> bool:
     # Fetch and unregister take any app's word: the client was told apart at registration.
     return clients.is_known_word(_scheme(request)[0])
+
+
+async def _limited_card(request: Request, pass_type_id: str, serial: str, *, word_ok: bool) -> Card | Voucher:
+    """The authorized pass (`_authorized_card`), once it is within WALLET_RATE_PASSKIT (429: nothing is done)."""
+    card = await _authorized_card(request, pass_type_id, serial, word_ok=word_ok)
+    await check_rule(request, _services(request).settings.passkit_rate, "passkit", card.serial)
+    return card
 
 
 def _registration_path(request: Request) -> tuple[str, str, str]:
@@ -145,7 +162,7 @@ async def register_attido(request: Request) -> Response:
 async def _register(request: Request, *, attido: bool) -> Response:
     device, pass_type, serial = _registration_path(request)
     client = clients.classify(_scheme(request)[0], request.headers.get("x-pass-client"), attido)
-    card = await _authorized_card(request, pass_type, serial, word_ok=client is not None)
+    card = await _limited_card(request, pass_type, serial, word_ok=client is not None)
     assert client is not None  # authorized implies a known word
     services = _services(request)
     body = await read_json_object(request)
@@ -184,7 +201,7 @@ async def unregister_attido(request: Request) -> Response:
 
 async def _unregister(request: Request) -> Response:
     device, pass_type, serial = _registration_path(request)
-    card = await _authorized_card(request, pass_type, serial, word_ok=_known_word(request))
+    card = await _limited_card(request, pass_type, serial, word_ok=_known_word(request))
     await _services(request).store.unregister_device(device, pass_type, card.serial)
     return Response(status_code=200)
 
@@ -199,6 +216,8 @@ def _parse_tag(value: str | None) -> int | None:
 async def serials(request: Request) -> Response:
     device = _path(request, "deviceLibraryIdentifier", DEVICE_RE)
     pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
+    # per device: the call names no pass
+    await check_rule(request, _services(request).settings.passkit_rate, "passkit-device", device)
     since = _parse_tag(request.query_params.get("passesUpdatedSince"))
     found, last = await _services(request).store.serials_updated_since(device, pass_type, since)
     if not found:
@@ -225,16 +244,21 @@ def _if_modified_since(request: Request) -> float | None:
 async def latest_pass(request: Request) -> Response:
     pass_type = _path(request, "passTypeIdentifier", PASS_TYPE_RE)
     serial = _path(request, "serialNumber", SERIAL_RE)
-    card = await _authorized_card(request, pass_type, serial, word_ok=_known_word(request))
+    card = await _limited_card(request, pass_type, serial, word_ok=_known_word(request))
     since = _if_modified_since(request)
     now = time.time()
     if since is not None and unchanged_since(card.modified_at, since, now):
         return Response(status_code=304, headers={"Last-Modified": http_date(last_modified(card.modified_at, now))})
+    if isinstance(card, Voucher):
+        voucher = await render_voucher_pass(_services(request), card)
+        return voucher_pkpass_response(voucher, card)
     rendered = await render_pass(_services(request), card)
     return pkpass_response(rendered, card)
 
 
 async def log(request: Request) -> Response:
+    # per client address: the call names no pass and no device
+    await check_rule(request, _services(request).settings.passkit_rate, "passkit-log", client_address(request))
     body = await read_json_object(request)
     logs: Any = body.get("logs")
     if not isinstance(logs, list) or not all(isinstance(m, str) for m in logs):

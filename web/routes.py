@@ -5,8 +5,26 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from xstatic.pkg import leaflet
 
-from web import admin, apps, assets, campaigns, cards, ledger, messages, ops, passkit, schemas, stores
+from cards.bounds import POINTS_MAX
+from service import imports as service_imports
+from web import (
+    admin,
+    apps,
+    assets,
+    campaigns,
+    cards,
+    imports,
+    ledger,
+    messages,
+    ops,
+    passkit,
+    schemas,
+    stores,
+    vouchers,
+)
+from web.console.routes import CONSOLE_ROUTES
 from web.google import (
     CALLBACK,
     CALLBACK_RESULT,
@@ -17,6 +35,11 @@ from web.google import (
     google_callback,
 )
 from web.models import NEW_CARD
+from web.pages import activate as activate_page
+from web.pages import card as card_page
+from web.pages import join as join_page
+from web.pages.templating import STATIC_DIR
+from web.preview import program_preview
 from web.routing import APPLE_PASS, LEDGER_SIGNATURE, ApiRoute, Operation, Param, Reply, bearer
 
 # Apple's names for the PassKit path parameters, as in its web service reference
@@ -44,6 +67,13 @@ _SIGNED_LINK = (
     Param("sig", {"type": "string", "minLength": 32, "maxLength": 32}, required=True),
 )
 _LINK_ERRORS = {404: ("invalid_link",)}
+_PROGRAM = Param("program", {"pattern": "^[a-z][a-z0-9_-]*$"}, "path", description="the program's key")
+_PAGE_LANG = Param("lang", {"enum": ["ru", "en"]}, description="the page's language, over Accept-Language")
+_PAGE_RATE_LIMITED = Reply(
+    "a page saying to wait: over WALLET_RATE_PAGES for this address",
+    media_type="text/html",
+    headers={"Retry-After": "seconds"},
+)
 _PASS_HEADERS = {"Last-Modified": "when the pass last changed", "ETag": "the pass's digest"}
 
 _LIMIT = (
@@ -59,6 +89,7 @@ _MARKETING = bearer("marketing")
 _STORE_ID = Param("id", {"pattern": stores.ID_RE.pattern}, "path", description="the store's id, chosen by the caller")
 _CAMPAIGN_ID = Param("id", {"pattern": campaigns.ID_RE.pattern}, "path", description="the campaign's id")
 _CAMPAIGN_ERRORS = {400: ("invalid_path",), 404: ("unknown_campaign",)}
+_VOUCHER_ID = Param("id", {"pattern": vouchers.ID_RE.pattern}, "path", description="the ledger's id")
 
 API_ROUTES: list[ApiRoute] = [
     ApiRoute(
@@ -105,13 +136,145 @@ API_ROUTES: list[ApiRoute] = [
     ),
     ApiRoute(
         "/c/{serial}",
-        cards.card_page,
+        card_page.card_page,
         method="GET",
         operation=Operation(
             "The member's card page (a signed, expiring link)",
-            {200: Reply("the page", media_type="text/html")},
-            params=_SIGNED_LINK,
-            errors=_LINK_ERRORS,
+            {
+                200: Reply("the page", media_type="text/html", headers={"Vary": "User-Agent, Accept-Language"}),
+                404: Reply(
+                    "a page saying the link is invalid or has expired (an unknown serial looks the same)",
+                    media_type="text/html",
+                ),
+            },
+            description="Balance, tier in its colours, points to the next tier, expiring points, last operation and "
+            "the card's notice; the wallet buttons that fit the browser (iOS: Apple Wallet; Android: Google Wallet "
+            "while it is on, the .pkpass and the Android pass apps; elsewhere all of them and a QR code of this page). "
+            "Russian or English by the card's locale and Accept-Language (`lang` picks one).",
+            params=(*_SIGNED_LINK, _PAGE_LANG),
+        ),
+    ),
+    ApiRoute(
+        "/join/{program}",
+        join_page.join_form,
+        method="GET",
+        operation=Operation(
+            "The join form of a program (sets the CSRF cookie)",
+            {
+                200: Reply(
+                    "the form", media_type="text/html", headers={"Set-Cookie": "wallet_csrf, when the browser has none"}
+                ),
+                404: Reply("a page saying there is no such program", media_type="text/html"),
+                429: _PAGE_RATE_LIMITED,
+            },
+            description="Name, phone, optional e-mail, consent to the program's terms (text and version from its "
+            "template) and marketing consent per channel (SMS, e-mail, push). Works without JavaScript. "
+            "Rate-limited per client address (WALLET_RATE_PAGES).",
+            params=(_PROGRAM, _PAGE_LANG),
+        ),
+    ),
+    ApiRoute(
+        "/join/{program}",
+        join_page.join_submit,
+        method="POST",
+        operation=Operation(
+            "Join: issue the member's card (the same phone again: the same card) and go to the card page",
+            {
+                303: Reply(
+                    "to the card page (its signed link)", media_type=None, headers={"Location": "the card page"}
+                ),
+                400: Reply("the form again, the values kept, each problem next to its field", media_type="text/html"),
+                403: Reply(
+                    "a page saying the form expired: no valid CSRF token (nothing is stored)", media_type="text/html"
+                ),
+                404: Reply("a page saying there is no such program", media_type="text/html"),
+                429: _PAGE_RATE_LIMITED,
+                503: Reply("the form again: no card number could be allocated", media_type="text/html"),
+            },
+            description="Body `application/x-www-form-urlencoded` (the form of GET): `csrf`, `lang`, `name`, `phone` "
+            "(read in the program's `region`, stored as E.164), `email` (optional), `terms=yes` (required), "
+            "`marketing_sms`, `marketing_email`, `marketing_push` (`yes` when ticked). The consents are recorded "
+            "with their time, the terms' version and channel; a new member is announced to "
+            "WALLET_ENROLL_WEBHOOK_URL through the outbox (signed with X-Wallet-Signature).",
+            params=(_PROGRAM,),
+        ),
+    ),
+    ApiRoute(
+        "/activate/{program}",
+        activate_page.activate_form,
+        method="GET",
+        operation=Operation(
+            "The activation form of a program's pre-printed cards (sets the CSRF cookie)",
+            {
+                200: Reply("the form", media_type="text/html"),
+                404: Reply("a page saying there is no such program", media_type="text/html"),
+                429: _PAGE_RATE_LIMITED,
+            },
+            params=(_PROGRAM, _PAGE_LANG),
+        ),
+    ),
+    ApiRoute(
+        "/activate/{program}",
+        activate_page.activate_submit,
+        method="POST",
+        operation=Operation(
+            "Activate a pre-printed card: the card is created with its printed number, once",
+            {
+                303: Reply(
+                    "to the card page (its signed link)", media_type=None, headers={"Location": "the card page"}
+                ),
+                400: Reply(
+                    "the form again: a mistyped number (Luhn), one outside the program's `plastic_ranges`, "
+                    "or the join form's problems",
+                    media_type="text/html",
+                ),
+                403: Reply(
+                    "a page saying the form expired: no valid CSRF token (nothing is stored)", media_type="text/html"
+                ),
+                404: Reply("a page saying there is no such program", media_type="text/html"),
+                409: Reply("the form again: that card is already active", media_type="text/html"),
+                429: _PAGE_RATE_LIMITED,
+                503: Reply("the form again: the card could not be created", media_type="text/html"),
+            },
+            description="Form fields as on /join plus `number` (16 digits, spaces allowed; `name` optional). "
+            "Rate-limited per address (WALLET_RATE_PAGES) and per card number.",
+            params=(_PROGRAM,),
+        ),
+    ),
+    ApiRoute(
+        "/pages/{program}/tiers.css",
+        card_page.tiers_css,
+        method="GET",
+        operation=Operation(
+            "The program's tier colours as CSS classes (`.tier-<key>`), for the card page",
+            {200: Reply("the stylesheet", media_type="text/css"), 404: Reply("no such program", media_type="text/css")},
+            params=(_PROGRAM,),
+        ),
+    ),
+    ApiRoute(
+        "/static/badges/{name}",
+        card_page.badge,
+        method="GET",
+        operation=Operation(
+            "A wallet badge of the card page (from WALLET_BADGES_DIR, else the shipped stand-ins)",
+            {200: Reply("the artwork", media_type="image/svg+xml"), 404: Reply("no such badge", media_type=None)},
+            params=(Param("name", {"pattern": r"^(apple|google)-wallet-(ru|en)\.svg$"}, "path"),),
+        ),
+    ),
+    ApiRoute(
+        "/v1/programs/{program}/preview.png",
+        program_preview,
+        method="GET",
+        operation=Operation(
+            "The front of the program's Apple pass for a tier, drawn as PNG (a preview, not the pass)",
+            {200: Reply("the image", media_type=assets.PNG_TYPE)},
+            security=_MARKETING,
+            params=(
+                _PROGRAM,
+                Param("tier", {"type": "string"}, description="a tier key; the first tier without it"),
+                Param("locale", {"type": "string"}, description="one of the program's locales; its default without it"),
+            ),
+            errors={400: ("invalid_query",), 404: ("unknown_program",)},
         ),
     ),
     ApiRoute(
@@ -417,6 +580,71 @@ API_ROUTES: list[ApiRoute] = [
         ),
     ),
     ApiRoute(
+        "/v1/cards/import",
+        imports.import_cards,
+        method="POST",
+        operation=Operation(
+            "Import an existing member base from CSV: validated all or nothing, then cards made by a job",
+            {
+                202: Reply("every row valid: the job that makes the cards", schemas.IMPORT_ACCEPTED),
+                422: Reply("bad rows, nothing stored: every problem with its line and column", schemas.IMPORT_REFUSED),
+            },
+            description="Content-Type `text/csv`: UTF-8, a header row, `;` or `,`, the columns "
+            f"{', '.join(service_imports.COLUMNS)} (account and name required, any order). At most "
+            f"{service_imports.MAX_ROWS} rows and {service_imports.MAX_BYTES} bytes. Phones are read in the "
+            "program's region (RU unless its template says `region`) and stored in E.164. An account "
+            "that already has a card in the program keeps it (its row's balance is not applied: the ledger "
+            "owns points); one with a card in another program fails the job before any card is made. "
+            "`welcome_bonus` is recorded for the ledger backend to credit, not credited here.",
+            security=bearer("issuer"),
+            params=(
+                Param("program", {"type": "string"}, required=True, description="a program of GET /v1/programs"),
+                Param(
+                    "welcome_bonus",
+                    {"type": "integer", "minimum": 0, "maximum": POINTS_MAX, "default": 0},
+                    description="points per member for the ledger to confirm (in the job and result.csv)",
+                ),
+            ),
+            errors={
+                400: ("invalid_query",),
+                404: ("unknown_program",),
+                413: ("payload_too_large",),
+                415: ("unsupported_media_type",),
+            },
+        ),
+    ),
+    ApiRoute(
+        "/v1/jobs/{id}",
+        imports.get_job,
+        method="GET",
+        operation=Operation(
+            "An import job's progress",
+            {200: Reply("the job", schemas.IMPORT_JOB)},
+            description="A job whose runner died (a crash mid-way) is resumed by the next look at it.",
+            security=bearer("issuer"),
+            params=(Param("id", {"pattern": imports.JOB_ID_RE.pattern}, "path"),),
+            errors={404: ("unknown_job",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/jobs/{id}/result.csv",
+        imports.job_result,
+        method="GET",
+        operation=Operation(
+            "A finished import's cards: `account,card,link` per row, in file order",
+            {
+                200: Reply(
+                    "CSV with a header row; `link` is the card page (signed, expiring); a `welcome_bonus` column "
+                    "when the job has one",
+                    media_type="text/csv",
+                )
+            },
+            security=bearer("issuer"),
+            params=(Param("id", {"pattern": imports.JOB_ID_RE.pattern}, "path"),),
+            errors={404: ("unknown_job",), 409: ("job_not_done",)},
+        ),
+    ),
+    ApiRoute(
         "/v1/campaigns",
         campaigns.create_campaign,
         method="POST",
@@ -558,6 +786,87 @@ API_ROUTES: list[ApiRoute] = [
         ),
     ),
     ApiRoute(
+        "/v1/certificates",
+        vouchers.create_certificate,
+        method="POST",
+        operation=Operation(
+            "A gift certificate from the ledger backend: a pass of its own (idempotent per id)",
+            {
+                201: Reply("issued", schemas.VOUCHER_ISSUED),
+                200: Reply("the certificate issued before under this id", schemas.VOUCHER_ISSUED),
+            },
+            description="Apple `storeCard` (amount, the code as barcode, the PIN on the back, `expirationDate`) "
+            "and, while Google Wallet is on, a GiftCardObject. A card held on a device gets a change message on "
+            "its loyalty pass. The code and PIN are never logged; only the admin key reads them back.",
+            body=vouchers.NEW_CERTIFICATE,
+            body_errors=("invalid_field",),
+            security=LEDGER_SIGNATURE,
+            errors={404: ("unknown_card",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/certificates/{id}",
+        vouchers.get_certificate,
+        method="GET",
+        operation=Operation(
+            "A gift certificate (its code and PIN only to the admin key)",
+            {200: Reply("the certificate", schemas.VOUCHER_STATE)},
+            security=bearer("issuer"),
+            params=(_VOUCHER_ID,),
+            errors={400: ("invalid_path",), 404: ("unknown_voucher",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/certificates/{id}/redeem",
+        vouchers.redeem_certificate,
+        method="POST",
+        operation=Operation(
+            "Redeem a gift certificate: voided on Apple Wallet and Google Wallet, pushed to its devices",
+            {200: Reply("redeemed (again: nothing changes)", schemas.VOUCHER_REDEEMED)},
+            description="The body is empty or `{}`; the signature covers it as for ledger posts.",
+            security=LEDGER_SIGNATURE,
+            params=(_VOUCHER_ID,),
+            errors={400: ("invalid_path",), 404: ("unknown_voucher",), 503: ("unavailable",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/offers",
+        vouchers.create_offer,
+        method="POST",
+        operation=Operation(
+            "An offer (coupon) from the ledger backend, for one card or a segment (idempotent per id)",
+            {
+                201: Reply("issued to the card", schemas.VOUCHER_ISSUED),
+                200: Reply("the offer issued before under this id", schemas.VOUCHER_ISSUED),
+                202: Reply("a segment: a job gives each qualifying card its own", schemas.OFFER_QUEUED),
+            },
+            description="Apple `coupon` (title, code barcode, expiry, up to 10 of its stores as locations) and, "
+            "while Google Wallet is on, an OfferObject. `segment` selects cards as a campaign's `when` and a "
+            "message's `stores` do.",
+            body=vouchers.NEW_OFFER,
+            body_errors=("invalid_field", "unknown_program"),
+            security=LEDGER_SIGNATURE,
+            errors={404: ("unknown_card",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/vouchers/{serial}.pkpass",
+        vouchers.download_voucher,
+        method="GET",
+        operation=Operation(
+            "The signed .pkpass of a certificate or an offer (a signed, expiring link; no key needed)",
+            {
+                200: Reply(
+                    "the pass",
+                    media_type=cards.PKPASS_TYPE,
+                    headers={**_PASS_HEADERS, "Content-Disposition": "attachment with the program's name"},
+                )
+            },
+            params=_SIGNED_LINK,
+            errors=_LINK_ERRORS,
+        ),
+    ),
+    ApiRoute(
         "/healthz",
         ops.healthz,
         method="GET",
@@ -608,6 +917,10 @@ API_ROUTES: list[ApiRoute] = [
 STATIC_MOUNTS: list[BaseRoute] = [
     Mount("/docs/static/swagger-ui", app=StaticFiles(packages=[("swagger_ui", "static")]), name="swagger-ui"),
     Mount("/docs/static", app=StaticFiles(directory=ops.DOCS_DIR), name="docs-static"),
+    # the pages' files; Leaflet from its xstatic package (no CDN at run time)
+    Mount("/static/leaflet", app=StaticFiles(directory=leaflet.BASE_DIR), name="leaflet"),
+    Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
-ROUTES: list[BaseRoute] = [*API_ROUTES, *STATIC_MOUNTS]
+# the marketing console's pages (web/console/routes.py)
+ROUTES: list[BaseRoute] = [*API_ROUTES, *CONSOLE_ROUTES, *STATIC_MOUNTS]

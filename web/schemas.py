@@ -342,6 +342,50 @@ STORE_IMPORT = _fixed(
 
 STORES_IMPORTED = _fixed("StoresImported", _object({"imported": _INTEGER}))
 
+# -- bulk import of cards (web/imports.py) ----------------------------------------------------
+
+_ROW_ERROR = _object(
+    {
+        "line": _INTEGER | {"description": "the file's line (1: the header; 0: the whole file)"},
+        "column": _NULLABLE_STRING | {"description": "the column, null for the whole row or file"},
+        "reason": _STRING,
+    }
+)
+
+IMPORT_ACCEPTED = _fixed(
+    "ImportAccepted",
+    _object({"job": _STRING | {"description": "GET /v1/jobs/{id}; the same file posted again names the same job"}}),
+)
+
+IMPORT_REFUSED = _fixed(
+    "ImportRefused",
+    _object(
+        {
+            "error": _object({"code": {"const": "invalid_rows"}, "message": _STRING}),
+            "errors": _array(_ROW_ERROR, description="every bad cell (at most 10 000), in file order"),
+        }
+    ),
+)
+
+IMPORT_JOB = _fixed(
+    "ImportJob",
+    _object(
+        {
+            "id": _STRING,
+            "program": _STRING,
+            "state": {"enum": ["validating", "running", "done", "failed"]},
+            "rows": _INTEGER,
+            "done": _INTEGER | {"description": "rows whose card exists, in file order"},
+            "errors": _array(
+                _ROW_ERROR, description="why a job failed (e.g. an account with a card in another program)"
+            ),
+            "rate": {"type": ["number", "null"], "description": "rows per second"},
+            "eta_s": {"type": ["number", "null"], "description": "seconds left at that rate"},
+            "welcome_bonus": _INTEGER | {"description": "points to credit each row (by the ledger: not applied here)"},
+        }
+    ),
+)
+
 
 # -- campaigns and messages (web/campaigns.py, web/messages.py) ------------------------------
 
@@ -351,6 +395,20 @@ _NULLABLE_IDS: JsonSchema = {"type": ["array", "null"], "items": _STRING}
 _CONDITIONS = _object(
     {"min_balance": _NULLABLE_INTEGER, "tiers": _NULLABLE_IDS, "expiring_within_days": _NULLABLE_INTEGER},
     description="null: no condition",
+)
+# `paused` came later: campaigns stored before it lack it (and are not paused)
+_CAMPAIGN_ALWAYS = (
+    "id",
+    "program",
+    "name",
+    "text",
+    "stores",
+    "when",
+    "starts_at",
+    "ends_at",
+    "max_per_day",
+    "radius_m",
+    "announce",
 )
 _CAMPAIGN = _object(
     {
@@ -365,7 +423,9 @@ _CAMPAIGN = _object(
         "max_per_day": _INTEGER,
         "radius_m": _INTEGER,
         "announce": _NULLABLE_STRING,
-    }
+        "paused": {"type": "boolean", "description": "not active while true (absent on campaigns stored before it)"},
+    },
+    required=[*_CAMPAIGN_ALWAYS],
 )
 
 CAMPAIGN = _fixed("Campaign", _CAMPAIGN)
@@ -495,5 +555,53 @@ GEO_PING_RESULT = _fixed(
             },
             "store": _NULLABLE_STRING | {"description": "the nearest such store's id; null with `none_near`"},
         }
+    ),
+)
+
+
+# -- gift certificates and offers (web/vouchers.py) ---------------------------------------------
+
+_VOUCHER_LINKS = _object(
+    {
+        "apple": _URI | {"description": "signed, expiring .pkpass download of the voucher"},
+        "google": _URI | {"description": "Save to Google Wallet (skinny JWT); only while Google Wallet is on"},
+    },
+    required=["apple"],
+)
+
+VOUCHER_ISSUED = _fixed(
+    "VoucherIssued",
+    _object({"id": _STRING, "serial": _STRING, "links": _VOUCHER_LINKS}),
+)
+
+OFFER_QUEUED = _fixed(
+    "OfferQueued",
+    _object({"id": _STRING, "job": {"type": "string", "pattern": "^offer:.+$"}}),
+)
+
+VOUCHER_REDEEMED = _fixed(
+    "VoucherRedeemed",
+    _object({"id": _STRING, "serial": _STRING, "redeemed": {"const": True}}),
+)
+
+VOUCHER_STATE = _fixed(
+    "Certificate",
+    _object(
+        {
+            "id": _STRING,
+            "kind": {"const": "certificate"},
+            "serial": _STRING,
+            "program": _STRING,
+            "card": _NULLABLE_STRING,
+            "voided": {"type": "boolean"},
+            "expires": _NULLABLE_STRING,
+            "amount": {"type": "number"},
+            "currency": _STRING,
+            "terms": _NULLABLE_STRING,
+            "links": _VOUCHER_LINKS,
+            "code": _STRING | {"description": "only to the admin key"},
+            "pin": _NULLABLE_STRING | {"description": "only to the admin key"},
+        },
+        required=["id", "kind", "serial", "program", "card", "voided", "expires", "amount", "currency", "links"],
     ),
 )

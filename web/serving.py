@@ -85,4 +85,7 @@ def uvicorn_options(settings: Settings, log_level: str) -> dict[str, Any]:
         # of connections cannot take the memory of the ones being served.
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": 5,
+        # request.client is the direct peer: whose X-Forwarded-For counts is WALLET_TRUSTED_PROXIES's
+        # business (web/ratelimit.py client_address), not uvicorn's default trust of 127.0.0.1
+        "proxy_headers": False,
     }

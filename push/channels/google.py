@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 # The LoyaltyObject fields that carry card state (passes/google/model.py); the rest (barcode,
 # account id, links) is fixed at insert. `classId` is added only on a tier change.
-SYNCED_FIELDS: Final = ("state", "loyaltyPoints", "secondaryLoyaltyPoints", "textModulesData")
+# merchantLocations too: the geo campaigns change them, and an empty list clears them
+SYNCED_FIELDS: Final = ("state", "loyaltyPoints", "secondaryLoyaltyPoints", "textModulesData", "merchantLocations")
 NOTIFY_LIMIT: Final = 3  # TEXT_AND_NOTIFY messages per object per 24 h (facts §2)
 NOTIFY_WINDOW: Final = 24 * 3600.0
 MAX_MESSAGES: Final = 10  # Google's maximum of `messages` on an object (facts §1.4)

@@ -168,6 +168,7 @@ async def test_ledger_change_patches_balance_tier_and_notify_and_adds_the_messag
         "loyaltyPoints",
         "secondaryLoyaltyPoints",
         "textModulesData",
+        "merchantLocations",
     }
     [message] = messages_added(wallet, card)
     assert message["messageType"] == "TEXT_AND_NOTIFY" and message["body"] == "Покупка: +600 баллов"
@@ -498,3 +499,43 @@ async def test_has_users_in_a_patch_answer_records_the_save_once_where_callbacks
         await worker.run_until_idle(now)
     installs = await store.google_installs(oid(card))
     assert [event for event, _ in installs] == ["save"]
+
+
+async def test_a_geo_change_patches_locations_and_adds_the_notice_once(
+    store: Store, client: GoogleWalletClient, coffee: Program, wallet: FakeGoogleWalletServer
+) -> None:
+    """Geo content moves the tag, not the version: the object is patched (merchantLocations) and the
+    notice (a campaign's announce or a marketing message) is added as a message, once."""
+    from passes.apple.pass_json import Location
+    from store.port import CardUpdate
+
+    def render(card: Card) -> tuple[dict[str, Any], dict[str, Any]]:
+        tier = object_class_id(coffee, card, ISSUER).rsplit(".", 1)[1]
+        points = [Location(lat, lon) for lat, lon, _, _ in card.locations]
+        return (
+            loyalty_object(coffee, card, ISSUER, page_url=PAGE, locations=points),
+            loyalty_class(coffee, ISSUER, tier, logo_url=LOGO),
+        )
+
+    for tier in coffee.tiers:
+        await client.insert_class(loyalty_class(coffee, ISSUER, tier, logo_url=LOGO))
+    channel = GoogleWalletChannel(client, render, rate=1000.0, state=store)
+    card = await saved(store, client, coffee)
+    now = time.time()
+    worker = make_worker(store, channel)
+    await change(store, card, 1, 300, now, message=None)
+    await worker.run_until_idle(now)
+    current = await store.get_card(card.number)
+    assert current is not None
+    geo = current.with_changes(
+        locations=((55.75, 37.61, "Кофе рядом", 100),), notice="Неделя кофе", notice_id="campaign:c1"
+    )
+    result = await store.update_cards([CardUpdate(current.tag, geo)], now, fanout)
+    assert result.cards[0] is not None
+    await worker.run_until_idle(now)
+    assert patches(wallet, card)[-1]["merchantLocations"] == [{"latitude": 55.75, "longitude": 37.61}]
+    assert [m["body"] for m in messages_added(wallet, card)] == ["Неделя кофе"]
+    # delivered again: nothing more
+    await store.enqueue([entry(GoogleObject(card.serial))], now)
+    await worker.run_until_idle(now)
+    assert [m["body"] for m in messages_added(wallet, card)] == ["Неделя кофе"]

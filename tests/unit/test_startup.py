@@ -36,6 +36,7 @@ def prod_env(certs: Path) -> dict[str, str]:
         "WALLET_TEAM_ID": "ABCDE12345",
         "WALLET_API_KEYS": "issuer:" + "k" * 20,
         "WALLET_LEDGER_SECRET": "s" * 20,
+        "WALLET_SESSION_SECRET": "c" * 40,
         "WALLET_CERTS_DIR": str(certs),
     }
 

@@ -4,6 +4,7 @@ port against either store, plus helpers to call it as its users do."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -63,7 +64,9 @@ def database_url(kind: str, tmp: Path) -> str:
 
 def delete_redis_prefix(url: str) -> None:
     _, _, prefix = url.partition("?prefix=")
-    asyncio.run(delete_prefix(prefix))
+    # in a thread of its own: Playwright's sync API keeps an event loop running in the test's thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, delete_prefix(prefix)).result()
 
 
 def service_env(certs: Path, db_url: str, port: int, **extra: str) -> dict[str, str]:
@@ -81,6 +84,11 @@ def service_env(certs: Path, db_url: str, port: int, **extra: str) -> dict[str, 
             "WALLET_PUSH_DRY_RUN": "1",
             "WALLET_RUN_WORKER": "1",
             "PYTHONUNBUFFERED": "1",
+            # every test client is 127.0.0.1: the per-address limits of pages, PassKit and callbacks would
+            # throttle tests that poll; the rate-limit tests set their own (tests/web/test_rate_limits.py)
+            "WALLET_RATE_PAGES": "100000/minute",
+            "WALLET_RATE_PASSKIT": "100000/minute",
+            "WALLET_RATE_GOOGLE_CALLBACKS": "100000/minute",
         }
     )
     env.update(extra)

@@ -133,7 +133,7 @@ class TestCards:
         assert plain.get(link).status_code == 200
         assert plain.get(link.replace("sig=", "sig=0")).status_code == 404
         assert plain.get(link.split("?")[0]).status_code == 404
-        page = plain.get(issued["links"]["page"])
+        page = plain.get(issued["links"]["page"], headers={"Accept-Language": "en"})
         assert page.status_code == 200 and "Add to Apple Wallet" in page.text
 
     def test_programs_and_ops(self, shared_server: LiveServer):
