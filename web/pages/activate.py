@@ -37,11 +37,12 @@ from web.pages.join import (
     page_language,
     parse_join_form,
     program_region,
+    read_member_form,
     terms_version,
     unknown_program,
     welcome,
 )
-from web.pages.security import CSRF_FIELD, csrf_token_for, csrf_valid, set_csrf_cookie
+from web.pages.security import csrf_token_for, set_csrf_cookie
 from web.pages.templating import render, strings_for
 from web.ratelimit import rule
 from web.services import Services
@@ -148,18 +149,11 @@ async def activate_submit(request: Request) -> Response:
     program = _program(request)
     if program is None:
         return unknown_program(request)
-    language = page_language(request, program)
-    limited = await over_limit(request, language, request.url.path)
-    if limited is not None:
-        return limited
-    async with request.form(max_files=0, max_fields=20, max_part_size=4096) as form:
-        language = page_language(request, program, form)
-        t = strings_for(language)
-        token = form.get(CSRF_FIELD)
-        if not csrf_valid(request, services.settings, token if isinstance(token, str) else None):
-            log.info("activate %s: form refused (no valid CSRF token)", program.program)
-            return error_page(request, language, 403, "error.csrf_title", t["error.csrf_text"], request.url.path)
-        entered, number, joined = _parse(form, program, t)
+    read = await read_member_form(request, program, "activate", lambda form, t: _parse(form, program, t))
+    if isinstance(read, Response):
+        return read
+    language, (entered, number, joined) = read
+    t = strings_for(language)
     if number is not None:
         wait = await services.limiter.retry_after(rule(ACTIVATE_PER_NUMBER), "activate_number", number)
         if wait is not None:

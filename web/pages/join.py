@@ -19,9 +19,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
@@ -260,11 +260,15 @@ async def join_form(request: Request) -> Response:
     return form_page(request, program, language, JoinForm())
 
 
-async def join_submit(request: Request) -> Response:
+T = TypeVar("T")
+
+
+async def read_member_form(
+    request: Request, program: Program, action: str, parse: Callable[[FormData, Mapping[str, str]], T]
+) -> tuple[str, T] | Response:
+    """A member form's POST up to its parsed fields: rate limit per address, then the CSRF token, then
+    `parse(form, page strings)`; (language, parsed) or the page that refuses it (429, 403)."""
     services = _services(request)
-    program = _program(request)
-    if program is None:
-        return unknown_program(request)
     language = page_language(request, program)
     limited = await over_limit(request, language, request.url.path)
     if limited is not None:
@@ -274,9 +278,23 @@ async def join_submit(request: Request) -> Response:
         t = strings_for(language)
         token = form.get(CSRF_FIELD)
         if not csrf_valid(request, services.settings, token if isinstance(token, str) else None):
-            log.info("join %s: form refused (no valid CSRF token)", program.program)
+            log.info("%s %s: form refused (no valid CSRF token)", action, program.program)
             return error_page(request, language, 403, "error.csrf_title", t["error.csrf_text"], request.url.path)
-        entered, joined = parse_join_form(form, program_region(program), t)
+        return language, parse(form, t)
+
+
+async def join_submit(request: Request) -> Response:
+    services = _services(request)
+    program = _program(request)
+    if program is None:
+        return unknown_program(request)
+    read = await read_member_form(
+        request, program, "join", lambda form, t: parse_join_form(form, program_region(program), t)
+    )
+    if isinstance(read, Response):
+        return read
+    language, (entered, joined) = read
+    t = strings_for(language)
     if joined is None:
         return form_page(request, program, language, entered, status_code=400)
     now = time.time()
