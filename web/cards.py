@@ -212,10 +212,11 @@ async def render_pass(services: Services, card: Card) -> RenderedPass:
     return await anyio.to_thread.run_sync(services.factory.render, card)
 
 
-def pkpass_response(rendered: RenderedPass, card: Card, filename: str | None = None) -> Response:
+def pkpass_response(rendered: RenderedPass, modified_at: int, filename: str | None = None) -> Response:
+    """A signed pass (a card's or a voucher's) as served, with its validators."""
     headers = {
         # never a date a newer version of the pass could get too (cards/model.py, last_modified)
-        "Last-Modified": http_date(last_modified(card.modified_at, time.time())),
+        "Last-Modified": http_date(last_modified(modified_at, time.time())),
         "ETag": f'"{rendered.digest}"',
         "Cache-Control": "no-cache",
     }
@@ -252,7 +253,7 @@ async def download_pkpass(request: Request) -> Response:
     # only a valid signed link gets this far, so a stranger cannot spend the pass's budget
     await check_rule(request, _services(request).settings.passkit_rate, "passkit", card.serial)
     rendered = await render_pass(_services(request), card)
-    return pkpass_response(rendered, card, filename=f"{card.program}.pkpass")
+    return pkpass_response(rendered, card.modified_at, filename=f"{card.program}.pkpass")
 
 
 # The card page (GET /c/{serial}) is a template: web/pages/card.py.

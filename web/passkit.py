@@ -29,7 +29,7 @@ from web.cards import http_date, pkpass_response, render_pass
 from web.errors import ApiError
 from web.ratelimit import check_rule, client_address
 from web.services import Services
-from web.vouchers import render_voucher_pass, voucher_pkpass_response
+from web.vouchers import render_voucher_pass
 
 # matched with fullmatch (`$` alone lets a trailing newline through); the `^...$` form is for the document
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -250,10 +250,8 @@ async def latest_pass(request: Request) -> Response:
     if since is not None and unchanged_since(card.modified_at, since, now):
         return Response(status_code=304, headers={"Last-Modified": http_date(last_modified(card.modified_at, now))})
     if isinstance(card, Voucher):
-        voucher = await render_voucher_pass(_services(request), card)
-        return voucher_pkpass_response(voucher, card)
-    rendered = await render_pass(_services(request), card)
-    return pkpass_response(rendered, card)
+        return pkpass_response(await render_voucher_pass(_services(request), card), card.modified_at)
+    return pkpass_response(await render_pass(_services(request), card), card.modified_at)
 
 
 async def log(request: Request) -> Response:

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cards.links import link_valid, sign_link
-from cards.model import Card, last_modified
+from cards.model import Card
 from cards.numbers import luhn_valid, new_auth_token, new_serial
 from geo.evaluate import member_area
 from ledger.signature import verify
@@ -36,7 +36,7 @@ from store.port import CardUpdate, Fanout, NewEntry, Voucher
 from web.auth import require_role
 from web.body import parse_json, read_body
 from web.campaigns import CONDITIONS, STORE_ID_RE, TIME_RE, Names, conditions, known_stores, program_of
-from web.cards import PKPASS_TYPE, http_date
+from web.cards import pkpass_response
 from web.errors import ApiError
 from web.ratelimit import check_rule
 from web.services import Services, services_of
@@ -489,17 +489,6 @@ async def render_voucher_pass(services: Services, voucher: Voucher) -> RenderedP
     return await anyio.to_thread.run_sync(services.factory.render_voucher, voucher)
 
 
-def voucher_pkpass_response(rendered: RenderedPass, voucher: Voucher, filename: str | None = None) -> Response:
-    headers = {
-        "Last-Modified": http_date(last_modified(voucher.modified_at, time.time())),
-        "ETag": f'"{rendered.digest}"',
-        "Cache-Control": "no-cache",
-    }
-    if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return Response(rendered.data, media_type=PKPASS_TYPE, headers=headers)
-
-
 async def download_voucher(request: Request) -> Response:
     services = services_of(request)
     serial: str = request.path_params["serial"]
@@ -517,7 +506,7 @@ async def download_voucher(request: Request) -> Response:
     # WALLET_RATE_PASSKIT per pass, one count with PassKit's fetch of it, before the pass is rendered
     await check_rule(request, services.settings.passkit_rate, "passkit", voucher.serial)
     rendered = await render_voucher_pass(services, voucher)
-    return voucher_pkpass_response(rendered, voucher, filename=f"{voucher.program}-{voucher.kind}.pkpass")
+    return pkpass_response(rendered, voucher.modified_at, filename=f"{voucher.program}-{voucher.kind}.pkpass")
 
 
 async def voucher_links(services: Services, card: Card, now: float) -> list[dict[str, Any]]:
