@@ -62,6 +62,9 @@ class Card:
     area: tuple[float, float] | None = None  # last app ping, coarsened (geo/area.py)
     home_store: str | None = None  # the enrolment store's id
     app_token: str = ""  # the companion app's secret for this card ("" = none: no app access)
+    # when the member's personal data was erased (DELETE /v1/members): the passes are void from
+    # then on; 0 = never. The number and ledger figures stay for accounting.
+    erased_at: int = 0
 
     def with_changes(self, **changes: Any) -> Card:
         return replace(self, **changes)
@@ -93,6 +96,7 @@ class Card:
             "area": list(self.area) if self.area is not None else None,
             "home_store": self.home_store,
             "app_token": self.app_token,
+            "erased_at": self.erased_at,
         }
 
     @classmethod

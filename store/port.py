@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,16 @@ Fanout = Callable[[Card], Sequence[NewEntry]]
 
 def no_fanout(card: Card) -> Sequence[NewEntry]:
     return ()
+
+
+def fixed_fanout(entries: Sequence[NewEntry]) -> Fanout:
+    """The same entries whatever the store hands the fanout (a voucher's work: the store may pass
+    the voucher or its card)."""
+
+    def fanout(_card: Any) -> Sequence[NewEntry]:
+        return entries
+
+    return fanout
 
 
 # The client of registrations made before clients were told apart: they were all Apple Wallet.
@@ -192,6 +203,16 @@ class Consent:
     at: float
     source: str = "join"  # where it was given: "join", "activate" or "import"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "channel": self.channel,
+            "granted": self.granted,
+            "version": self.version,
+            "at": self.at,
+            "source": self.source,
+        }
+
 
 @dataclass(frozen=True)
 class Voucher:
@@ -238,6 +259,39 @@ class DeadLetter:
     entry: OutboxEntry
     error: str
     failed_at: float
+    id: str = ""  # the dead letter's own id (requeue_dead_letters names it)
+
+
+# Dead letters kept: beyond it the oldest are dropped (each drop is logged with its kind and id).
+DEAD_LETTERS_KEPT = 100_000
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What erase_member did: the card as stored now, and whether this call erased it (False: it
+    was erased before and nothing was written)."""
+
+    card: Card
+    erased: bool
+
+
+# Report facts (GET /v1/reports/*): counters per UTC day, family and dimensions, incremented in
+# the same commit as the fact they count. Families and their dimensions:
+FACT_INSTALLS = "installs"  # (program, client, tier, "install" | "remove"); client "google" for Google
+FACT_PUSHES = "pushes"  # (channel, outcome) of every push journal record
+FACT_ALERTS = "alerts"  # (program, campaign, decision): "sent", "capped", "cooldown", "quiet"
+
+
+def fact_day(at: float) -> str:
+    """The UTC day (YYYY-MM-DD) a fact at unix time `at` is counted under."""
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+@dataclass(frozen=True)
+class FactCount:
+    day: str  # YYYY-MM-DD (UTC)
+    dims: tuple[str, ...]
+    count: int
 
 
 @dataclass(frozen=True)
@@ -447,16 +501,23 @@ class Store(abc.ABC):
         client: str = DEFAULT_CLIENT,
         push_service_url: str | None = None,
         max_devices: int | None = None,
+        program: str = "",
+        tier: str = "",
     ) -> bool:
         """Upsert; True when new. An existing registration gets the new push token, client and
-        push-service URL (an app may move between relays). With
+        push-service URL (an app may move between relays); its `program` and `tier` stay the ones it
+        was made with. A new one counts an install fact (FACT_INSTALLS: program, client, tier,
+        "install") on the day of `now` in the same commit; every registration removed later (by
+        unregister_device, remove_registration_if_stale or an eviction here) counts a "remove" with
+        the program, client and tier it was made with, on the day it is removed. With
         `max_devices`, a new registration beyond that many for the serial evicts the least
         recently updated others (anyone holding the pass can register devices: this bounds
         the work one pass can cause)."""
 
     @abc.abstractmethod
-    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
-        """True when something was removed."""
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str, now: float | None = None) -> bool:
+        """True when something was removed (with the device's pushed tag for the pass). The removal
+        fact is counted on the day of `now` (the current time when None)."""
 
     @abc.abstractmethod
     async def get_registrations(self, serial: str) -> list[Registration]: ...
@@ -488,7 +549,8 @@ class Store(abc.ABC):
     # -- device logs (POST /passkit/v1/log) ------------------------------------------------
     @abc.abstractmethod
     async def append_device_logs(self, messages: list[str], now: float, keep: int) -> None:
-        """Append, then drop the oldest beyond `keep`."""
+        """Append, then drop the oldest beyond `keep` (by id arithmetic or a capped list: never a
+        scan of the kept rows)."""
 
     @abc.abstractmethod
     async def list_device_logs(self, limit: int) -> list[tuple[float, str]]:
@@ -525,11 +587,74 @@ class Store(abc.ABC):
         """Release the lease; due again after `delay_seconds`, with attempts + 1."""
 
     @abc.abstractmethod
-    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
-        """Remove from the outbox into the dead-letter list."""
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float, keep: int = DEAD_LETTERS_KEPT) -> None:
+        """Remove from the outbox into the dead-letter list; beyond `keep` dead letters the oldest
+        are dropped in the same step."""
 
     @abc.abstractmethod
-    async def list_dead_letters(self, limit: int) -> list[DeadLetter]: ...
+    async def list_dead_letters(self, limit: int, *, before: str | None = None) -> list[DeadLetter]:
+        """Newest first, each with its `id`; with `before` (an id), only older ones (paging)."""
+
+    @abc.abstractmethod
+    async def count_dead_letters(self) -> int: ...
+
+    @abc.abstractmethod
+    async def requeue_dead_letters(self, ids: Sequence[str] | None, now: float, limit: int = 1000) -> list[str]:
+        """Move dead letters back into the outbox as new entries (same kind and fields, attempts 0,
+        due now, no coalescing key), each removed from the dead-letter list in the same atomic step:
+        the named ones (unknown ids are skipped), or with None the oldest up to `limit`. Returns the
+        ids of the dead letters moved, oldest first. A dead letter is never in both places."""
+
+    @abc.abstractmethod
+    async def outbox_oldest(self) -> float | None:
+        """`enqueued_at` of the oldest entry not yet acknowledged or dead-lettered (None: empty)."""
+
+    # -- retention --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def forget_event_ids(self, before: float, limit: int) -> int:
+        """Forget up to `limit` accepted ledger event ids accepted before `before`, oldest first;
+        returns how many. (apply_ledger_events records each accepted id with its acceptance time.)
+        A forgotten id is accepted again as new: callers keep ids longer than the ledger retries."""
+
+    @abc.abstractmethod
+    async def forget_google_callbacks(self, before: float, limit: int) -> int:
+        """Forget up to `limit` recorded Google callbacks (nonce and event) received before `before`,
+        oldest first; how many. (A nonce forgotten would be recorded again: Google retries within
+        minutes, so keep them days.)"""
+
+    @abc.abstractmethod
+    async def forget_finished_jobs(self, before: float, limit: int) -> int:
+        """Forget up to `limit` finished jobs created before `before`, oldest first: geo jobs that are
+        done (never a program's "campaigns" job: it is restarted, not finished) and import jobs done or
+        failed, each with its rows, results and errors; how many jobs."""
+
+    # -- report facts -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_facts(self, family: str, dims: Sequence[tuple[str, ...]], now: float) -> None:
+        """Count each dims tuple once (repeats count again) under `family` on the day of `now`."""
+
+    @abc.abstractmethod
+    async def fact_counts(self, family: str, from_day: str, to_day: str) -> list[FactCount]:
+        """The counts of `family` for days from_day..to_day (inclusive, YYYY-MM-DD), sorted by day then
+        dims; zero counts are absent."""
+
+    @abc.abstractmethod
+    async def forget_facts(self, before_day: str, limit: int) -> int:
+        """Drop the counts of up to `limit` (family, day) groups with day < before_day; how many groups."""
+
+    # -- privacy (DELETE /v1/members/{card}) -----------------------------------------------------
+    @abc.abstractmethod
+    async def erase_member(self, card_number: str, now: float, fanout: Fanout = no_fanout) -> Erasure | None:
+        """Erase the member's personal data, keeping the card number and ledger figures. None: no such
+        card. An erased card (`erased_at` set) is returned as it is (erased False), nothing written.
+        Otherwise, in one atomic commit: the card's `member` becomes Member(name="") (phone and e-mail
+        None), `app_token` "", `area` None, `erased_at` int(now), a new tag from the store counter,
+        `modified_at` stepped (cards.model.next_modified_at) and `fanout(card)` enqueued; its consents,
+        its phone-index entry, its app tokens and its alert records are deleted; the outbox entries
+        waiting under the coalescing key ["enroll_webhook", card number] (push/kinds/enroll_webhook.py)
+        are removed; in rows of import jobs not yet done or failed whose "account" is the card's,
+        "name", "phone" and "email" are removed. Registrations stay (the void push needs them; the
+        worker drops them after it)."""
 
     @abc.abstractmethod
     async def outbox_size(self) -> int:
@@ -554,7 +679,9 @@ class Store(abc.ABC):
     ) -> None:
         """In one atomic step: mark each tag pushed (kept at the maximum, as mark_pushed; a tag
         of 0 marks nothing), acknowledge the entries (as ack_outbox), and append `journal` in
-        order (each with `at` = now unless it has one, as record_push), keeping the newest `keep`."""
+        order (each with `at` = now unless it has one, as record_push), keeping the newest `keep`.
+        Each journal record counts FACT_PUSHES (record["channel"], record["outcome"]) on the day of
+        `now`, in the same step (record_push too)."""
 
     # -- push journal (dry run and delivery record, bounded) ---------------------------------
     @abc.abstractmethod
@@ -566,9 +693,13 @@ class Store(abc.ABC):
 
     # -- Google Wallet callbacks (passes/google/callbacks.py verifies them first) -----------------
     @abc.abstractmethod
-    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+    async def record_google_callback(
+        self, nonce: str, object_id: str, event: str, at: float, *, program: str = "", tier: str = ""
+    ) -> bool:
         """Record a verified save/del callback for the object, once per `nonce`: True when new;
-        a nonce seen before records nothing and returns False (Google retries and duplicates)."""
+        a nonce seen before records nothing and returns False (Google retries and duplicates).
+        A new "save" counts FACT_INSTALLS (program, "google", tier, "install") on the day of `at`,
+        a new "del" (program, "google", tier, "remove"), in the same commit."""
 
     @abc.abstractmethod
     async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
@@ -769,7 +900,8 @@ class Store(abc.ABC):
     ) -> None:
         """Record rows up to `done` as processed with their (account, card number) results appended in
         row order (a result already recorded for an account is not recorded twice), the state when
-        given, errors appended, `updated_at` = now; all in one commit."""
+        given, errors appended, `updated_at` = now; all in one commit. A state of "done" or "failed"
+        also deletes the job's rows (they hold personal data; results and errors stay)."""
 
     @abc.abstractmethod
     async def import_results(self, job_id: str, start: int, limit: int) -> list[tuple[str, str]]:

@@ -5,16 +5,23 @@ Key layout (all under `prefix`):
   card:<number>            hash: data (card JSON), version, tag
   serial:<serial>, account:<account>     -> card number
   serialtag                hash: serial -> tag of the card's last change
-  ledger:ids               set of accepted ledger event ids
-  regs:<serial>            hash: registration field -> registration JSON
+  ledger:accepted          zset: accepted ledger event id -> acceptance time (forget_event_ids)
+  regs:<serial>            hash: registration field -> registration JSON (with program and tier
+                           since schema 5; absent in older ones: "")
   devregs:<field>          set of serials a device registered for one pass type
   pending:<coalesce key>   id of the entry waiting unclaimed under that key
   outbox                   stream, consumer group "workers"; outbox:delayed zset of retries by due time;
                            an entry's fields: kind, attempts, enqueued_at, ck, and its own as f:<name>
-  dead, devlogs, pushes    lists, newest first
+  outbox:ages              zset: "s:<stream id>" and "d:<delayed member>" -> enqueued_at (outbox_oldest)
+  deadletters              stream of dead letters (its ids are theirs), fields kind and record (JSON)
+  devlogs, pushes          lists, newest first
+  facts:<family>:<day>     hash: dims JSON -> count (report facts); factdays, zset (scores 0) of
+                           "<day>:<family>" for each group with counts
   pushed:<serial>          hash: registration field -> last pushed tag
   apptok, cardtoks:<card>  app tokens and each card's set of them
-  gnonce:<nonce>           Google Wallet callback nonce seen (value: the object id), kept for good
+  gnonce:<nonce>           Google Wallet callback nonce seen (value: the object id); gnonces, zset of
+                           the nonces by the time they were received (forget_google_callbacks; since
+                           schema 6, the older ones at the migration's time)
   ginstalls:<object id>    list of [event, at] of that object's callbacks, newest first, bounded
   gstate:<serial>          hash: version, data (GoogleState JSON): last synced to the Google object
   storeloc                 hash: store location id -> location JSON
@@ -25,6 +32,9 @@ Key layout (all under `prefix`):
   geojob:<id>              hash: a geo job (redis_scripts._RESTART_JOB); geojobs, zset of open ones
   alerts:<card>            JSON [[at, campaign, store], ...] of the card's app alerts, oldest first
   geojobs:all              zset of every geo job id by created_at (list_geo_jobs)
+  jobs:finished            zset by created_at of the finished jobs (forget_finished_jobs, since schema 6):
+                           "g:<id>" geo jobs done (never "campaigns:<program>"), "i:<id>" import jobs
+                           done or failed
   phones:<program>         hash: phone (E.164) -> number of the program's first card with it
   consents:<card>          list of the card's consents (JSON), oldest first
   voucher:<key>            hash: data (voucher JSON), tag; <key> is the JSON [kind, id]
@@ -32,7 +42,8 @@ Key layout (all under `prefix`):
   cvouchers:<card>         list of the card's voucher keys, oldest first
   importjob:<id>           hash: a bulk import job; importerrs:<id> its errors (list of JSON),
                            importrows:<id> hash chunk index -> JSON array of _IMPORT_CHUNK rows,
-                           importres:<id> list of [account, number] JSON, importacc:<id> their accounts
+                           importres:<id> list of [account, number] JSON, importacc:<id> their accounts;
+                           importjobs:open zset by created_at of the jobs not done or failed
 
 A "registration field" is the JSON array [device_id, pass_type_id]: unambiguous whatever the
 ids contain. Multi-key steps run as Lua scripts (redis_scripts.py) so each is atomic.
@@ -44,8 +55,11 @@ times are compared with the `now` the callers pass.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 import time
 import uuid
@@ -56,7 +70,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError, WatchError
 
-from cards.model import Card, next_modified_at
+from cards.model import Card, Member, next_modified_at
 from geo.boxes import search_boxes
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from geo.locations import StoreLocation
@@ -66,7 +80,10 @@ from store import redis_scripts as lua
 from store.encoding import compact_json
 from store.port import (
     ALERTS_KEPT,
+    DEAD_LETTERS_KEPT,
     DEFAULT_CLIENT,
+    FACT_INSTALLS,
+    FACT_PUSHES,
     GOOGLE_EVENTS_KEPT,
     AlertRecord,
     AppToken,
@@ -76,6 +93,8 @@ from store.port import (
     DeadLetter,
     Derive,
     DeviceTarget,
+    Erasure,
+    FactCount,
     Fanout,
     GeoChanged,
     GeoJob,
@@ -95,11 +114,14 @@ from store.port import (
     Voucher,
     check_near_query,
     check_store_locations,
+    fact_day,
     nearest_first,
     no_fanout,
 )
 
-SCHEMA_VERSION = 4
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 6
 GROUP = "workers"
 # Compare-and-set rounds for one ledger batch before giving up; each round commits every card
 # nobody else changed meanwhile, so contention on one card is what it takes to need many.
@@ -111,6 +133,18 @@ _MAX_ALERT_ROUNDS = 1000
 _BACKFILL_BATCH = 1000
 # Rows of an import job per stored chunk: a page of import_rows reads one or two chunks.
 _IMPORT_CHUNK = 500
+# Compare-and-set rounds of one erase_member: a round is lost only to a write to the card, to its
+# open import jobs' rows or to the set of open jobs in between.
+_MAX_ERASE_ROUNDS = 100
+# Dead letters named per requeue script (each one is moved atomically on its own anyway).
+_REQUEUE_BATCH = 1000
+# The personal data an import row may hold (service/imports.py COLUMNS), removed by erase_member.
+_IMPORT_PERSONAL = ("name", "phone", "email")
+# The outbox kind and coalescing key of a card's enroll webhook (push/kinds/enroll_webhook.py),
+# written out: the store may not import push/.
+_ENROLL_WEBHOOK = "enroll_webhook"
+# Report families counted by the Lua scripts under their literal names (redis_scripts._ADD_FACT).
+assert (FACT_INSTALLS, FACT_PUSHES) == ("installs", "pushes")
 
 
 _dumps = compact_json
@@ -154,6 +188,58 @@ def _outbox_entry(entry_id: str, flat: list[str]) -> OutboxEntry:
         attempts=int(values["attempts"]),
         enqueued_at=float(values["enqueued_at"]),
     )
+
+
+def _fact_text(part: object) -> str:
+    # Dims are strings; a missing journal field (None) counts as "" (as the SQLite adapter does).
+    return "" if part is None else str(part)
+
+
+def _fact_counts(dims: Sequence[Sequence[object]]) -> str:
+    """The dims as the facts scripts take them: [[dims JSON, how many], ...], repeats summed."""
+    counts = collections.Counter(_dumps([_fact_text(part) for part in parts]) for parts in dims)
+    return _dumps([[key, n] for key, n in counts.items()])
+
+
+def _push_facts(records: Sequence[Mapping[str, Any]]) -> str:
+    return _fact_counts([(record.get("channel", ""), record.get("outcome", "")) for record in records])
+
+
+def _stream_id(value: object) -> tuple[int, int] | None:
+    """A stream id "<ms>-<seq>" as numbers (for ordering), None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    ms, dash, seq = value.partition("-")
+    if not (dash and ms.isdigit() and seq.isdigit()):
+        return None
+    return int(ms), int(seq)
+
+
+def _dead_letter(entry_id: str, values: Mapping[bytes | str, bytes | str]) -> DeadLetter:
+    row = json.loads(values["record"])
+    return DeadLetter(
+        entry=OutboxEntry(
+            id=row["entry"]["id"],
+            kind=row["entry"]["kind"],
+            fields=row["entry"].get("fields") or {},
+            attempts=row["entry"]["attempts"],
+            enqueued_at=row["entry"]["enqueued_at"],
+        ),
+        error=row["error"],
+        failed_at=row["failed_at"],
+        id=entry_id,
+    )
+
+
+async def _sscan_batches(client: aioredis.Redis, key: str) -> Any:
+    """The members of a set, in batches of about _BACKFILL_BATCH (SSCAN: never one huge reply)."""
+    cursor: int = 0
+    while True:
+        cursor, members = await client.sscan(key, cursor, count=_BACKFILL_BATCH)
+        if members:
+            yield [_text(m) for m in members]
+        if int(cursor) == 0:
+            return
 
 
 def _geo_lon(lon: float) -> float:
@@ -252,8 +338,18 @@ class RedisStore(Store):
                 "ENQUEUE",
                 "CLAIM_OUTBOX",
                 "REGISTER_DEVICE",
+                "UNREGISTER_DEVICE",
                 "RETRY_OUTBOX",
                 "DEAD_LETTER",
+                "REQUEUE_DEAD_LETTERS",
+                "MIGRATE_DEAD_LETTERS",
+                "OUTBOX_OLDEST",
+                "FORGET_EVENT_IDS",
+                "FORGET_GOOGLE_CALLBACKS",
+                "FORGET_FINISHED_JOBS",
+                "ADD_FACTS",
+                "FORGET_FACTS",
+                "ERASE_MEMBER",
                 "REMOVE_STALE_REGISTRATION",
                 "SERIALS_WITH_TAGS",
                 "ADD_APP_TOKEN",
@@ -313,6 +409,110 @@ class RedisStore(Store):
         if version < 4:
             await self._backfill_phones_and_jobs(client)
             await client.set(self._key("schema"), 4)
+        if version < 5:
+            await self._migrate_to_retention(client)
+            await client.set(self._key("schema"), 5)
+        if version < 6:
+            await self._index_nonces_and_finished_jobs(client)
+            await client.set(self._key("schema"), 6)
+
+    async def _index_nonces_and_finished_jobs(self, client: aioredis.Redis) -> None:
+        """Schema 5 -> 6. Every Google callback nonce (gnonce:<nonce>) goes into gnonces with the
+        migration time as its receipt time (kept at least the retention period from now), and every
+        finished job into jobs:finished by its created_at: geo jobs done that are not a program's
+        "campaigns" job as "g:<id>", import jobs done or failed as "i:<id>". ZADD NX: a rerun after a
+        crash, or two processes racing, do no harm, and an entry written meanwhile by this code keeps
+        its own time; processes still on schema 5 write no index entries, so upgrade every process
+        together (what they record meanwhile is never forgotten)."""
+        now = repr(time.time())
+        start = len(self._key("gnonce:"))
+        batch: list[str] = []
+
+        async def flush() -> None:
+            await client.zadd(self._key("gnonces"), {key[start:]: now for key in batch}, nx=True)
+            batch.clear()
+
+        async for key in client.scan_iter(match=self._key("gnonce:*"), count=_BACKFILL_BATCH, _type="string"):
+            batch.append(_text(key))
+            if len(batch) >= _BACKFILL_BATCH:
+                await flush()
+        if batch:
+            await flush()
+        finished = self._key("jobs:finished")
+        for kind, fields in (("geojob:", ["kind", "done", "created_at"]), ("importjob:", ["state", "created_at"])):
+            start = len(self._key(kind))
+            keys = [_text(key) async for key in client.scan_iter(match=self._key(kind, "*"), count=500, _type="hash")]
+            for offset in range(0, len(keys), _BACKFILL_BATCH):
+                chunk = keys[offset : offset + _BACKFILL_BATCH]
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in chunk:
+                        pipe.hmget(key, fields)
+                    values = await pipe.execute()
+                scores: dict[str, float] = {}
+                for key, row in zip(chunk, values, strict=True):
+                    job_id = key[start:]
+                    if kind == "geojob:":
+                        job_kind, done, created = row
+                        if done == "1" and job_kind not in (None, "campaigns") and not job_id.startswith("campaigns:"):
+                            scores["g:" + job_id] = float(created or 0)
+                    else:
+                        state, created = row
+                        if state in ("done", "failed"):
+                            scores["i:" + job_id] = float(created or 0)
+                if scores:
+                    await client.zadd(finished, scores, nx=True)
+
+    async def _migrate_to_retention(self, client: aioredis.Redis) -> None:
+        """Schema 4 -> 5. The accepted ledger ids move from the set ledger:ids into the zset
+        ledger:accepted, each with the migration time as its acceptance time (they are kept at least
+        the retention period from now). The dead list moves into the deadletters stream, oldest first
+        (batches moved atomically: nothing lost or doubled). Every waiting outbox entry and delayed
+        retry goes into outbox:ages, the open import jobs into importjobs:open, and the rows of jobs
+        already done or failed are deleted (personal data, as advance_import_job now does).
+        Registrations need nothing: records without program and tier read as "". ZADD NX and
+        idempotent steps: a rerun after a crash, or two processes racing, do no harm; processes still
+        on schema 4 write where this code no longer reads, so upgrade every process together."""
+        now = repr(time.time())
+        old_ids, new_ids = self._key("ledger:ids"), self._key("ledger:accepted")
+        async for batch in _sscan_batches(client, old_ids):
+            await client.zadd(new_ids, {event_id: now for event_id in batch}, nx=True)
+        await client.delete(old_ids)
+        while int(await self._script("MIGRATE_DEAD_LETTERS", str(_BACKFILL_BATCH))) > 0:
+            pass
+        ages = self._key("outbox:ages")
+        cursor = "-"
+        while True:
+            rows = await client.xrange(self._key("outbox"), min=cursor, max="+", count=_BACKFILL_BATCH) or []
+            found = {
+                "s:" + _text(entry_id): float(values["enqueued_at"])
+                for entry_id, values in rows
+                if entry_id is not None and values and "enqueued_at" in values
+            }
+            if found:
+                await client.zadd(ages, found, nx=True)
+            if len(rows) < _BACKFILL_BATCH:
+                break
+            cursor = "(" + _text(rows[-1][0])
+        delayed = [_text(m) for m in await client.zrange(self._key("outbox:delayed"), 0, -1)]
+        for offset in range(0, len(delayed), _BACKFILL_BATCH):
+            chunk = delayed[offset : offset + _BACKFILL_BATCH]
+            await client.zadd(ages, {"d:" + m: float(json.loads(m).get("enqueued_at") or 0) for m in chunk}, nx=True)
+        start = len(self._key("importjob:"))
+        jobs = [_text(key) async for key in client.scan_iter(match=self._key("importjob:*"), count=500, _type="hash")]
+        for offset in range(0, len(jobs), _BACKFILL_BATCH):
+            chunk = jobs[offset : offset + _BACKFILL_BATCH]
+            async with client.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.hmget(key, ["state", "created_at"])
+                states = await pipe.execute()
+            async with client.pipeline(transaction=False) as pipe:
+                for key, (state, created) in zip(chunk, states, strict=True):
+                    job_id = key[start:]
+                    if state in ("done", "failed"):
+                        pipe.delete(self._key("importrows:", job_id))
+                    elif state is not None:
+                        pipe.zadd(self._key("importjobs:open"), {job_id: float(created or 0)}, nx=True)
+                await pipe.execute()
 
     async def _backfill_phones_and_jobs(self, client: aioredis.Redis) -> None:
         """Schema 3 -> 4: the phone index from every card's member.phone, the first card of the
@@ -538,6 +738,73 @@ class RedisStore(Store):
         number = await self.client.get(self._key("account:", account))
         return await self.get_card(_text(number)) if number is not None else None
 
+    # -- privacy -------------------------------------------------------------------------------
+    async def erase_member(self, card_number: str, now: float, fanout: Fanout = no_fanout) -> Erasure | None:
+        """Read the card and the open import jobs' rows, plan the erasure in Python, commit it with
+        one script that checks nothing it planned from has moved (the card's tag, the set of open
+        jobs, each edited chunk by its SHA-1) and otherwise writes nothing; then read again.
+        `fanout` sees the erased card before the script assigns its tag, as in update_cards."""
+        for _ in range(_MAX_ERASE_ROUNDS):
+            stored = await self.get_card(card_number)
+            if stored is None:
+                return None
+            if stored.erased_at:
+                return Erasure(stored, False)
+            card = stored.with_changes(
+                member=Member(name=""),
+                app_token="",
+                area=None,
+                erased_at=int(now),
+                modified_at=next_modified_at(stored.modified_at, now),
+            )
+            open_jobs, edits = await self._erase_import_rows(stored.account)
+            tag = await self._script(
+                "ERASE_MEMBER",
+                card.number,
+                str(stored.tag),
+                _dumps(card.to_dict()),
+                card.serial,
+                card.program,
+                _phone(stored),
+                repr(now),
+                _dumps([_entry_json(entry) for entry in fanout(card)]),
+                json.dumps([_ENROLL_WEBHOOK, card.number], separators=(",", ":")),
+                _dumps(open_jobs),
+                _dumps(edits),
+            )
+            if tag:
+                await self._replicated()
+                return Erasure(card.with_changes(tag=int(_text(tag))), True)
+        raise StoreError("member erasure kept conflicting with concurrent writers")
+
+    async def _erase_import_rows(self, account: str) -> tuple[list[str], list[list[str]]]:
+        """The open import jobs (importjobs:open, in its order) and, for each chunk of their rows
+        holding a row of `account` with personal data, [job id, chunk index, SHA-1 of the chunk as
+        stored, the chunk without that data]. Reads every row of the open jobs: imports are few and
+        short-lived (a finished job loses its rows), and erasures are rare."""
+        open_jobs = [_text(job_id) for job_id in await self.client.zrange(self._key("importjobs:open"), 0, -1)]
+        if not open_jobs:
+            return open_jobs, []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for job_id in open_jobs:
+                pipe.hgetall(self._key("importrows:", job_id))
+            per_job = await pipe.execute()
+        edits: list[list[str]] = []
+        for job_id, chunks in zip(open_jobs, per_job, strict=True):
+            for index, data in chunks.items():
+                rows = json.loads(data)
+                changed = False
+                for row in rows:
+                    if isinstance(row, dict) and row.get("account") == account:
+                        for name in _IMPORT_PERSONAL:
+                            if name in row:
+                                del row[name]
+                                changed = True
+                if changed:
+                    sha = hashlib.sha1(_text(data).encode()).hexdigest()
+                    edits.append([job_id, _text(index), sha, _dumps(rows)])
+        return open_jobs, edits
+
     # -- ledger ------------------------------------------------------------------------------
     async def apply_ledger_events(
         self,
@@ -624,7 +891,7 @@ class RedisStore(Store):
         async with client.pipeline(transaction=False) as pipe:
             for number in numbers:
                 pipe.hgetall(self._key("card:", number))
-            pipe.smismember(self._key("ledger:ids"), ids)
+            pipe.zmscore(self._key("ledger:accepted"), ids)
             if geo_generation is not None:
                 pipe.get(self._key("geo"))
             replies = await pipe.execute()
@@ -638,7 +905,7 @@ class RedisStore(Store):
             card = _card_from_hash(values)
             if card is not None:
                 cards[number] = card
-        seen = {event_id for event_id, member in zip(ids, members, strict=True) if member}
+        seen = {event_id for event_id, score in zip(ids, members, strict=True) if score is not None}
         return cards, number_by_account, seen
 
     # -- PassKit registrations -----------------------------------------------------------------
@@ -653,7 +920,11 @@ class RedisStore(Store):
         client: str = DEFAULT_CLIENT,
         push_service_url: str | None = None,
         max_devices: int | None = None,
+        program: str = "",
+        tier: str = "",
     ) -> bool:
+        """The script keeps an existing registration's program and tier (it splices them into the
+        record) and counts the install and eviction facts in the same step."""
         field = _reg_field(device_id, pass_type_id)
         record: dict[str, Any] = {
             "device_id": device_id,
@@ -666,19 +937,16 @@ class RedisStore(Store):
             record["client"] = client
         if push_service_url is not None:
             record["push_service_url"] = push_service_url
-        value = _dumps(record)
+        head = _dumps(record)[:-1]  # the script appends program, tier and the closing brace
         limit = str(max(max_devices, 1)) if max_devices is not None else "0"
-        added = await self._script("REGISTER_DEVICE", serial, field, value, limit)
+        added = await self._script("REGISTER_DEVICE", serial, field, head, limit, program, tier, client, fact_day(now))
         await self._replicated()
         return int(added) == 1
 
-    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
-        field = _reg_field(device_id, pass_type_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._key("regs:", serial), field)
-            pipe.srem(self._key("devregs:", field), serial)
-            removed, _ = await pipe.execute()
-        return removed == 1
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str, now: float | None = None) -> bool:
+        at = time.time() if now is None else now
+        removed = await self._script("UNREGISTER_DEVICE", _reg_field(device_id, pass_type_id), serial, fact_day(at))
+        return int(removed) == 1
 
     @staticmethod
     def _registration(serial: str, value: bytes | str) -> Registration:
@@ -716,8 +984,14 @@ class RedisStore(Store):
     async def remove_registration_if_stale(
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
     ) -> bool:
+        # The port gives no `now` here: the remove fact is counted on this clock's day.
         removed = await self._script(
-            "REMOVE_STALE_REGISTRATION", _reg_field(device_id, pass_type_id), serial, push_token, repr(before)
+            "REMOVE_STALE_REGISTRATION",
+            _reg_field(device_id, pass_type_id),
+            serial,
+            push_token,
+            repr(before),
+            fact_day(time.time()),
         )
         return removed == 1
 
@@ -795,6 +1069,7 @@ class RedisStore(Store):
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.xack(stream, GROUP, *entry_ids)
             pipe.xdel(stream, *entry_ids)
+            pipe.zrem(self._key("outbox:ages"), *["s:" + entry_id for entry_id in entry_ids])
             await pipe.execute()
 
     async def retry_outbox(self, entry: OutboxEntry, delay_seconds: float, now: float) -> None:
@@ -808,11 +1083,14 @@ class RedisStore(Store):
                 "enqueued_at": repr(entry.enqueued_at),
             }
         )
-        await self._script("RETRY_OUTBOX", GROUP, entry.id, member, repr(now + delay_seconds))
+        await self._script(
+            "RETRY_OUTBOX", GROUP, entry.id, member, repr(now + delay_seconds), repr(float(entry.enqueued_at))
+        )
 
-    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float, keep: int = DEAD_LETTERS_KEPT) -> None:
         """Moves the entry when it is still in the outbox (an entry already acknowledged or
-        dead-lettered elsewhere is not recorded twice)."""
+        dead-lettered elsewhere is not recorded twice); the oldest beyond `keep` are dropped by the
+        same script, which names them (id and kind) for the log."""
         record = _dumps(
             {
                 "entry": {
@@ -826,23 +1104,47 @@ class RedisStore(Store):
                 "failed_at": now,
             }
         )
-        await self._script("DEAD_LETTER", GROUP, entry.id, record)
+        _, dropped = await self._script("DEAD_LETTER", GROUP, entry.id, entry.kind, record, str(keep))
+        for dropped_id, kind in dropped:
+            log.warning("dead letter %s (%s) dropped: more than %d kept", _text(dropped_id), _text(kind), keep)
 
-    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
-        return [
-            DeadLetter(
-                entry=OutboxEntry(
-                    id=row["entry"]["id"],
-                    kind=row["entry"]["kind"],
-                    fields=row["entry"].get("fields") or {},
-                    attempts=row["entry"]["attempts"],
-                    enqueued_at=row["entry"]["enqueued_at"],
-                ),
-                error=row["error"],
-                failed_at=row["failed_at"],
-            )
-            for row in await self._newest(self._key("dead"), limit)
-        ]
+    async def list_dead_letters(self, limit: int, *, before: str | None = None) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        if before is None:
+            top = "+"
+        elif _stream_id(before) is not None:
+            top = "(" + before
+        else:
+            return []  # no dead letter has that id, so none is older than it
+        rows = await self.client.xrevrange(self._key("deadletters"), max=top, min="-", count=limit) or []
+        # an entry without id or fields is one deleted meanwhile (a shape XREVRANGE does not return)
+        return [_dead_letter(_text(entry_id), values) for entry_id, values in rows if entry_id is not None and values]
+
+    async def count_dead_letters(self) -> int:
+        return int(await self.client.xlen(self._key("deadletters")))
+
+    async def requeue_dead_letters(self, ids: Sequence[str] | None, now: float, limit: int = 1000) -> list[str]:
+        """Each dead letter is moved by one script (out of deadletters, into the outbox); named ids
+        go oldest first, in batches. `limit` bounds the oldest-first mode (ids=None) only."""
+        if ids is None:
+            if limit <= 0:
+                return []
+            moved = await self._script("REQUEUE_DEAD_LETTERS", repr(now), "", str(limit))
+        else:
+            # Unknown ids are skipped: ones that are not stream ids would be an error to XRANGE.
+            named = sorted({i for i in ids if _stream_id(i) is not None}, key=lambda i: _stream_id(i) or (0, 0))
+            moved = []
+            for start in range(0, len(named), _REQUEUE_BATCH):
+                chunk = named[start : start + _REQUEUE_BATCH]
+                moved.extend(await self._script("REQUEUE_DEAD_LETTERS", repr(now), _dumps(chunk), "0"))
+        # Durable: the operator is told these are back in the outbox.
+        await self._replicated()
+        return [_text(i) for i in moved]
+
+    async def outbox_oldest(self) -> float | None:
+        oldest = await self._script("OUTBOX_OLDEST")
+        return None if oldest is None else float(_text(oldest))
 
     async def outbox_size(self) -> int:
         async with self.client.pipeline(transaction=True) as pipe:
@@ -904,20 +1206,43 @@ class RedisStore(Store):
             _dumps(flat_marks),
             _dumps(list(acks)),
             _dumps([_dumps({"at": now, **record}) for record in journal]),
+            fact_day(now),
+            _push_facts(journal),
         )
 
     # -- push journal --------------------------------------------------------------------------
     async def record_push(self, record: dict[str, Any], now: float, keep: int) -> None:
-        """Stores `record`, with `at` = now added unless it has one."""
-        await self._append_bounded(self._key("pushes"), [_dumps({"at": now, **record})], keep)
+        """Stores `record`, with `at` = now added unless it has one, and counts its push fact in
+        the same step."""
+        await self._script(
+            "COMPLETE_PUSHES",
+            GROUP,
+            str(keep),
+            "[]",
+            "[]",
+            _dumps([_dumps({"at": now, **record})]),
+            fact_day(now),
+            _push_facts([record]),
+        )
 
     async def list_pushes(self, limit: int) -> list[dict[str, Any]]:
         return await self._newest(self._key("pushes"), limit)
 
     # -- Google Wallet callbacks -----------------------------------------------------------------
-    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+    async def record_google_callback(
+        self, nonce: str, object_id: str, event: str, at: float, *, program: str = "", tier: str = ""
+    ) -> bool:
+        action = {"save": "install", "del": "remove"}.get(event)
+        dims = _dumps([program, "google", tier, action]) if action else ""
         added = await self._script(
-            "RECORD_GOOGLE_CALLBACK", nonce, object_id, _dumps([event, at]), str(GOOGLE_EVENTS_KEPT)
+            "RECORD_GOOGLE_CALLBACK",
+            nonce,
+            object_id,
+            _dumps([event, at]),
+            str(GOOGLE_EVENTS_KEPT),
+            fact_day(at),
+            dims,
+            repr(float(at)),
         )
         # Promised: once Google hears 200 it does not send the callback again.
         await self._replicated()
@@ -926,6 +1251,55 @@ class RedisStore(Store):
     async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
         rows = await self._newest(self._key("ginstalls:", object_id), limit)
         return [(event, float(at)) for event, at in rows]
+
+    # -- retention -------------------------------------------------------------------------------
+    async def forget_event_ids(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        return int(await self._script("FORGET_EVENT_IDS", repr(float(before)), str(limit)))
+
+    async def forget_google_callbacks(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Bounded: the oldest `limit` of gnonces, each with its marker and its object's oldest record.
+        return int(await self._script("FORGET_GOOGLE_CALLBACKS", repr(float(before)), str(limit)))
+
+    async def forget_finished_jobs(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Bounded: jobs:finished holds only finished jobs; each goes with its keys in one script.
+        return int(await self._script("FORGET_FINISHED_JOBS", repr(float(before)), str(limit)))
+
+    # -- report facts ----------------------------------------------------------------------------
+    async def add_facts(self, family: str, dims: Sequence[tuple[str, ...]], now: float) -> None:
+        if dims:
+            await self._script("ADD_FACTS", fact_day(now), family, _fact_counts(dims))
+
+    async def fact_counts(self, family: str, from_day: str, to_day: str) -> list[FactCount]:
+        if from_day > to_day:
+            return []
+        # Members "<day>:<family>": every one of to_day is below "<to_day>;" (";" follows ":").
+        groups = await self.client.zrangebylex(self._key("factdays"), "[" + from_day, "(" + to_day + ";")
+        days = [member[:10] for member in map(_text, groups) if member[10:11] == ":" and member[11:] == family]
+        if not days:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self._key("facts:", family, ":", day))
+            per_day = await pipe.execute()
+        counts: dict[tuple[str, tuple[str, ...]], int] = {}
+        for day, values in zip(days, per_day, strict=True):
+            for dims, count in values.items():
+                # Summed by value: a dims tuple may be written by Python and by cjson (remove facts),
+                # whose escapes can differ for the same strings.
+                key = (day, tuple(str(part) for part in json.loads(dims) or ()))
+                counts[key] = counts.get(key, 0) + int(count)
+        return [FactCount(day, dims, count) for (day, dims), count in sorted(counts.items()) if count]
+
+    async def forget_facts(self, before_day: str, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        return int(await self._script("FORGET_FACTS", before_day, str(limit)))
 
     # -- Google Wallet sync bookkeeping ------------------------------------------------------------
     async def get_google_state(self, serial: str) -> GoogleState | None:

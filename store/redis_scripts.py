@@ -113,7 +113,30 @@ local function add_entry(p, stream, now, e)
   end
   local id = redis.call(unpack(args))
   if marker then redis.call('SET', marker, id) end
+  redis.call('ZADD', p .. 'outbox:ages', now, 's:' .. id)
   return id
+end
+"""
+
+# Report facts: facts:<family>:<day>, hash dims JSON -> count; factdays, a zset (all scores 0) of
+# "<day>:<family>" for every group that has counts, so groups are ranged by day without a scan
+# (days are YYYY-MM-DD: byte order is day order). The caller passes the day (store.port.fact_day).
+# A registration's remove fact re-encodes its stored program, client and tier here (cjson may
+# escape differently from Python: the adapter sums equal dims when it reads).
+_ADD_FACT = """
+local function add_fact(p, family, day, dims, n)
+  redis.call('HINCRBY', p .. 'facts:' .. family .. ':' .. day, dims, n or 1)
+  redis.call('ZADD', p .. 'factdays', 0, day .. ':' .. family)
+end
+local function text_or(value, default)
+  if type(value) == 'string' then return value end
+  return default
+end
+-- store.port.FACT_INSTALLS; a record without a client is an Apple one (store.port.DEFAULT_CLIENT)
+local function count_removal(p, day, value)
+  local reg = cjson.decode(value)
+  add_fact(p, 'installs', day, cjson.encode({text_or(reg.program, ''), text_or(reg.client, 'apple'),
+    text_or(reg.tier, ''), 'remove'}))
 end
 """
 
@@ -138,6 +161,7 @@ return out
 
 # ARGV: prefix, now, groups json: [{n: number, s: serial, b: base version, v: version, d: data json, ids: [...],
 #   e: [entry, ...]}], expected geo generation ("" for no check)
+# Accepted ids are ledger:accepted, a zset id -> acceptance time (`now`).
 # -> per group, the card's new tag, or 0 when the card or an id changed since the plan was
 # made (compare-and-set: the caller re-reads and re-plans that card's events). A committed
 # group's entries are added as add_entry does. -1 (not a list): the geo generation moved,
@@ -151,14 +175,14 @@ local now = ARGV[2]
 if not geo_unchanged(p, ARGV[4]) then return -1 end
 local groups = cjson.decode(ARGV[3])
 local stream = p .. 'outbox'
-local ids_key = p .. 'ledger:ids'
+local ids_key = p .. 'ledger:accepted'
 local results = {}
 for i, g in ipairs(groups) do
   local card_key = p .. 'card:' .. g.n
   local ok = redis.call('HGET', card_key, 'version') == g.b
   if ok then
     for _, id in ipairs(g.ids) do
-      if redis.call('SISMEMBER', ids_key, id) == 1 then ok = false break end
+      if redis.call('ZSCORE', ids_key, id) then ok = false break end
     end
   end
   if not ok then
@@ -168,7 +192,16 @@ for i, g in ipairs(groups) do
     local stag = string.format('%d', tag)
     redis.call('HSET', card_key, 'data', g.d, 'version', g.v, 'tag', stag)
     redis.call('HSET', p .. 'serialtag', g.s, stag)
-    redis.call('SADD', ids_key, unpack(g.ids))
+    -- each id with its acceptance time (forget_event_ids drops the oldest first), in chunks:
+    -- unpack() of a long list would overflow Lua's C stack
+    for start = 1, #g.ids, 500 do
+      local scored = {}
+      for k = start, math.min(start + 499, #g.ids) do
+        scored[#scored + 1] = now
+        scored[#scored + 1] = g.ids[k]
+      end
+      redis.call('ZADD', ids_key, unpack(scored))
+    end
     for _, e in ipairs(g.e) do add_entry(p, stream, now, e) end
     results[i] = tag
   end
@@ -189,6 +222,7 @@ local group, consumer = ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
 local stream = p .. 'outbox'
 local delayed = p .. 'outbox:delayed'
+local ages = p .. 'outbox:ages'
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[6], 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
   local e = cjson.decode(member)
@@ -197,8 +231,10 @@ for _, member in ipairs(due) do
     args[#args + 1] = 'f:' .. e.fields[k]
     args[#args + 1] = e.fields[k + 1]
   end
-  redis.call(unpack(args))
+  local id = redis.call(unpack(args))
   redis.call('ZREM', delayed, member)
+  redis.call('ZREM', ages, 'd:' .. member)
+  redis.call('ZADD', ages, e.enqueued_at, 's:' .. id)
 end
 local out = {}
 local cursor = '0-0'
@@ -227,31 +263,187 @@ end
 return out
 """
 
-# ARGV: prefix, group, entry id, delayed member json, due at -> 1 when moved
+# ARGV: prefix, group, entry id, delayed member json, due at, enqueued_at -> 1 when moved
 RETRY_OUTBOX = """
 local stream = ARGV[1] .. 'outbox'
 if redis.call('XDEL', stream, ARGV[3]) == 0 then return 0 end
 redis.call('XACK', stream, ARGV[2], ARGV[3])
 redis.call('ZADD', ARGV[1] .. 'outbox:delayed', ARGV[5], ARGV[4])
+local ages = ARGV[1] .. 'outbox:ages'
+redis.call('ZREM', ages, 's:' .. ARGV[3])
+redis.call('ZADD', ages, ARGV[6], 'd:' .. ARGV[4])
 return 1
 """
 
-# ARGV: prefix, group, entry id, dead letter json -> 1 when moved
+# Dead letters: deadletters, a stream (its ids are the dead letters' ids, oldest first), each
+# entry {kind, record: JSON {entry: {id, kind, fields, attempts, enqueued_at}, error, failed_at}}.
+# ARGV: prefix, group, entry id, kind, record json, keep -> {moved 0|1, {{dropped id, kind}, ...}}
+# Beyond `keep` the oldest are dropped in the same step; the adapter logs each one it is told of.
 DEAD_LETTER = """
-local stream = ARGV[1] .. 'outbox'
-if redis.call('XDEL', stream, ARGV[3]) == 0 then return 0 end
+local p = ARGV[1]
+local stream = p .. 'outbox'
+if redis.call('XDEL', stream, ARGV[3]) == 0 then return {0, {}} end
 redis.call('XACK', stream, ARGV[2], ARGV[3])
-redis.call('LPUSH', ARGV[1] .. 'dead', ARGV[4])
-return 1
+redis.call('ZREM', p .. 'outbox:ages', 's:' .. ARGV[3])
+local dead = p .. 'deadletters'
+redis.call('XADD', dead, '*', 'kind', ARGV[4], 'record', ARGV[5])
+local keep = math.max(tonumber(ARGV[6]), 0)
+local excess = redis.call('XLEN', dead) - keep
+local dropped = {}
+if excess > 0 then
+  -- the oldest `excess` (one per call once the list is full): read for the log, then deleted
+  for _, e in ipairs(redis.call('XRANGE', dead, '-', '+', 'COUNT', excess)) do
+    local kind = ''
+    for k = 1, #e[2], 2 do
+      if e[2][k] == 'kind' then kind = e[2][k + 1] end
+    end
+    dropped[#dropped + 1] = {e[1], kind}
+    redis.call('XDEL', dead, e[1])
+  end
+end
+return {1, dropped}
 """
 
-# ARGV: prefix, serial, registration field, value json, max devices (0: no cap) -> 1 when new
-# A new registration beyond the cap evicts the least recently updated others of the serial.
-REGISTER_DEVICE = """
+# ARGV: prefix, now, ids json [id, ...] (oldest first) or "" for the oldest, limit
+# -> {dead letter id moved, ...} oldest first. Each one goes back into the outbox as a new entry
+# (its kind and fields, attempts 0, enqueued now, no coalescing key) and leaves deadletters in the
+# same step.
+REQUEUE_DEAD_LETTERS = """
+local p, now = ARGV[1], ARGV[2]
+local dead, stream, ages = p .. 'deadletters', p .. 'outbox', p .. 'outbox:ages'
+local found = {}
+if ARGV[3] == '' then
+  found = redis.call('XRANGE', dead, '-', '+', 'COUNT', tonumber(ARGV[4]))
+else
+  for _, id in ipairs(cjson.decode(ARGV[3])) do
+    local e = redis.call('XRANGE', dead, id, id)
+    if e[1] then found[#found + 1] = e[1] end
+  end
+end
+local moved = {}
+for _, e in ipairs(found) do
+  local record = nil
+  for k = 1, #e[2], 2 do
+    if e[2][k] == 'record' then record = cjson.decode(e[2][k + 1]) end
+  end
+  if record then
+    local args = {'XADD', stream, '*', 'kind', record.entry.kind, 'attempts', '0', 'enqueued_at', now}
+    if type(record.entry.fields) == 'table' then
+      for name, value in pairs(record.entry.fields) do
+        args[#args + 1] = 'f:' .. name
+        args[#args + 1] = value
+      end
+    end
+    local id = redis.call(unpack(args))
+    redis.call('ZADD', ages, now, 's:' .. id)
+  end
+  redis.call('XDEL', dead, e[1])
+  moved[#moved + 1] = e[1]
+end
+return moved
+"""
+
+# Schema 4 -> 5: the dead list (LPUSH, newest first) into the deadletters stream, oldest first, in
+# batches: each batch is moved and trimmed in one step, so a crash or a second migrating process
+# neither loses nor duplicates one. ARGV: prefix, batch -> how many are left in the list
+MIGRATE_DEAD_LETTERS = """
+local p = ARGV[1]
+local list, dead = p .. 'dead', p .. 'deadletters'
+local n = tonumber(ARGV[2])
+local batch = redis.call('LRANGE', list, -n, -1)
+for i = #batch, 1, -1 do
+  local ok, record = pcall(cjson.decode, batch[i])
+  local kind = ''
+  if ok and type(record) == 'table' and type(record.entry) == 'table' and type(record.entry.kind) == 'string' then
+    kind = record.entry.kind
+  end
+  redis.call('XADD', dead, '*', 'kind', kind, 'record', batch[i])
+end
+if #batch > 0 then redis.call('LTRIM', list, 0, -#batch - 1) end
+return redis.call('LLEN', list)
+"""
+
+# ARGV: prefix -> the lowest enqueued_at (a string) of the entries waiting, or false when none.
+# outbox:ages holds every stream entry ('s:' .. id) and delayed retry ('d:' .. member) with its
+# enqueued_at; a member whose entry is gone (removed by a path that did not know the index, such
+# as an older process) is dropped here, a bounded number per call.
+OUTBOX_OLDEST = """
+local p = ARGV[1]
+local ages = p .. 'outbox:ages'
+for _ = 1, 100 do
+  local first = redis.call('ZRANGE', ages, 0, 0, 'WITHSCORES')
+  if #first == 0 then return false end
+  local member = first[1]
+  local kind, rest = string.sub(member, 1, 2), string.sub(member, 3)
+  local alive
+  if kind == 's:' then
+    alive = #redis.call('XRANGE', p .. 'outbox', rest, rest) > 0
+  else
+    alive = redis.call('ZSCORE', p .. 'outbox:delayed', rest) ~= false
+  end
+  if alive then return first[2] end
+  redis.call('ZREM', ages, member)
+end
+local first = redis.call('ZRANGE', ages, 0, 0, 'WITHSCORES')
+return first[2] or false
+"""
+
+# ARGV: prefix, before, limit -> how many accepted ledger ids (accepted before `before`) were forgotten
+FORGET_EVENT_IDS = """
+local key = ARGV[1] .. 'ledger:accepted'
+local ids = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #ids, 500 do
+  redis.call('ZREM', key, unpack(ids, i, math.min(i + 499, #ids)))
+end
+return #ids
+"""
+
+# ARGV: prefix, day, family, counts json [[dims json, n], ...]
+ADD_FACTS = (
+    _ADD_FACT
+    + """
+for _, c in ipairs(cjson.decode(ARGV[4])) do add_fact(ARGV[1], ARGV[3], ARGV[2], c[1], c[2]) end
+return 1
+"""
+)
+
+# ARGV: prefix, before day, limit -> how many (family, day) groups were dropped, oldest day first
+FORGET_FACTS = """
+local p = ARGV[1]
+local groups = redis.call('ZRANGEBYLEX', p .. 'factdays', '-', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, g in ipairs(groups) do
+  -- "<day>:<family>", the day being 10 bytes
+  redis.call('DEL', p .. 'facts:' .. string.sub(g, 12) .. ':' .. string.sub(g, 1, 10))
+  redis.call('ZREM', p .. 'factdays', g)
+end
+return #groups
+"""
+
+# ARGV: prefix, serial, registration field, value json without its closing brace, max devices (0: no
+# cap), program, tier, client, day -> 1 when new
+# The record gets "program" and "tier": the stored ones for an existing registration (absent in
+# records from before schema 5: ""), else the given ones. They are spliced in as text so the rest
+# of the record stays as the adapter wrote it (cjson would round updated_at to 14 digits).
+# A new registration counts an install fact; one beyond the cap evicts the least recently updated
+# others of the serial, each counting a remove fact.
+REGISTER_DEVICE = (
+    _ADD_FACT
+    + """
 local p, serial, field = ARGV[1], ARGV[2], ARGV[3]
 local regs = p .. 'regs:' .. serial
-local added = redis.call('HSET', regs, field, ARGV[4])
+local day = ARGV[9]
+local program, tier = ARGV[6], ARGV[7]
+local old = redis.call('HGET', regs, field)
+if old then
+  local reg = cjson.decode(old)
+  program, tier = text_or(reg.program, ''), text_or(reg.tier, '')
+end
+local value = ARGV[4] .. ',"program":' .. cjson.encode(program) .. ',"tier":' .. cjson.encode(tier) .. '}'
+local added = redis.call('HSET', regs, field, value)
 redis.call('SADD', p .. 'devregs:' .. field, serial)
+if added == 1 then
+  add_fact(p, 'installs', day, cjson.encode({program, ARGV[8], tier, 'install'}))
+end
 local cap = tonumber(ARGV[5])
 if added == 1 and cap > 0 and redis.call('HLEN', regs) > cap then
   local all = redis.call('HGETALL', regs)
@@ -267,15 +459,19 @@ if added == 1 and cap > 0 and redis.call('HLEN', regs) > cap then
     return a[1] > b[1]
   end)
   for i = cap, #others do
+    count_removal(p, day, redis.call('HGET', regs, others[i][1]))
     redis.call('HDEL', regs, others[i][1])
     redis.call('SREM', p .. 'devregs:' .. others[i][1], serial)
   end
 end
 return added
 """
+)
 
-# ARGV: prefix, registration field, serial, push token, before -> 1 when removed
-REMOVE_STALE_REGISTRATION = """
+# ARGV: prefix, registration field, serial, push token, before, day -> 1 when removed (a remove fact)
+REMOVE_STALE_REGISTRATION = (
+    _ADD_FACT
+    + """
 local regs = ARGV[1] .. 'regs:' .. ARGV[3]
 local value = redis.call('HGET', regs, ARGV[2])
 if not value then return 0 end
@@ -283,8 +479,28 @@ local reg = cjson.decode(value)
 if reg.push_token ~= ARGV[4] or reg.updated_at >= tonumber(ARGV[5]) then return 0 end
 redis.call('HDEL', regs, ARGV[2])
 redis.call('SREM', ARGV[1] .. 'devregs:' .. ARGV[2], ARGV[3])
+count_removal(ARGV[1], ARGV[6], value)
 return 1
 """
+)
+
+# ARGV: prefix, registration field, serial, day -> 1 when removed
+# With the registration go the device's pushed tag for the pass (registering again must get the
+# pass again) and a remove fact.
+UNREGISTER_DEVICE = (
+    _ADD_FACT
+    + """
+local p, field, serial = ARGV[1], ARGV[2], ARGV[3]
+local regs = p .. 'regs:' .. serial
+local value = redis.call('HGET', regs, field)
+redis.call('HDEL', p .. 'pushed:' .. serial, field)
+if not value then return 0 end
+redis.call('HDEL', regs, field)
+redis.call('SREM', p .. 'devregs:' .. field, serial)
+count_removal(p, ARGV[4], value)
+return 1
+"""
+)
 
 # ARGV: prefix, registration field -> {{serial, tag or false}, ...}
 SERIALS_WITH_TAGS = """
@@ -339,10 +555,14 @@ if current == false or tonumber(ARGV[4]) > tonumber(current) then redis.call('HS
 return 1
 """
 
-# ARGV: prefix, group, keep, marks json [[serial, field, tag], ...], entry ids json, journal json [record json, ...]
+# ARGV: prefix, group, keep, marks json [[serial, field, tag], ...], entry ids json, journal json [record json, ...],
+# day, push fact counts json [[dims json, n], ...]
 # One worker batch: tags marked pushed (kept at the maximum, as MARK_PUSHED), entries acked
-# and deleted (as ack_outbox), journal records pushed newest first and the list trimmed once.
-COMPLETE_PUSHES = """
+# and deleted (as ack_outbox), journal records pushed newest first and the list trimmed once,
+# and the records' push facts counted.
+COMPLETE_PUSHES = (
+    _ADD_FACT
+    + """
 local p = ARGV[1]
 local keep = tonumber(ARGV[3])
 for _, mark in ipairs(cjson.decode(ARGV[4])) do
@@ -357,6 +577,8 @@ for i = 1, #ids, 500 do
   local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
   redis.call('XACK', stream, ARGV[2], unpack(chunk))
   redis.call('XDEL', stream, unpack(chunk))
+  for k = 1, #chunk do chunk[k] = 's:' .. chunk[k] end
+  redis.call('ZREM', p .. 'outbox:ages', unpack(chunk))
 end
 local records = cjson.decode(ARGV[6])
 if #records > 0 then
@@ -366,19 +588,58 @@ if #records > 0 then
   end
   if keep > 0 then redis.call('LTRIM', journal, 0, keep - 1) else redis.call('DEL', journal) end
 end
+for _, c in ipairs(cjson.decode(ARGV[8])) do add_fact(p, 'pushes', ARGV[7], c[1], c[2]) end
 return 1
 """
+)
 
-# ARGV: prefix, nonce, object id, record json [event, at], keep -> 1 new | 0 nonce seen before
-# A verified Google Wallet callback, once per nonce: the nonce marker (SET NX) and the object's
-# bounded list of records, newest first, in one step.
-RECORD_GOOGLE_CALLBACK = """
+# ARGV: prefix, nonce, object id, record json [event, at], keep, day, install fact dims json ("" = none),
+# at -> 1 new | 0 nonce seen before
+# A verified Google Wallet callback, once per nonce: the nonce marker (SET NX) and its entry in
+# gnonces (by `at`, for forget_google_callbacks), the object's bounded list of records, newest
+# first, and its install fact, in one step.
+RECORD_GOOGLE_CALLBACK = (
+    _ADD_FACT
+    + """
 local p = ARGV[1]
 if not redis.call('SET', p .. 'gnonce:' .. ARGV[2], ARGV[3], 'NX') then return 0 end
+redis.call('ZADD', p .. 'gnonces', ARGV[8], ARGV[2])
 local list = p .. 'ginstalls:' .. ARGV[3]
 redis.call('LPUSH', list, ARGV[4])
 redis.call('LTRIM', list, 0, tonumber(ARGV[5]) - 1)
+if ARGV[7] ~= '' then add_fact(p, 'installs', ARGV[6], ARGV[7]) end
 return 1
+"""
+)
+
+# ARGV: prefix, before, limit -> how many callbacks were forgotten
+# The oldest `limit` nonces of gnonces received before `before` go with their markers; for each, the
+# oldest record of its object's list goes too while it was received before `before` (the list holds
+# the object's records newest first, so its tail is the oldest; one trimmed away already by the
+# list's bound leaves a newer one, itself due to be forgotten, or nothing before `before`).
+FORGET_GOOGLE_CALLBACKS = """
+local p, before = ARGV[1], tonumber(ARGV[2])
+local index = p .. 'gnonces'
+local nonces = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, nonce in ipairs(nonces) do
+  local marker = p .. 'gnonce:' .. nonce
+  local object = redis.call('GET', marker)
+  if object then
+    redis.call('DEL', marker)
+    local list = p .. 'ginstalls:' .. object
+    local oldest = redis.call('LINDEX', list, -1)
+    if oldest then
+      local ok, record = pcall(cjson.decode, oldest)
+      if ok and type(record) == 'table' and tonumber(record[2]) and tonumber(record[2]) < before then
+        redis.call('RPOP', list)
+      end
+    end
+  end
+end
+for i = 1, #nonces, 500 do
+  redis.call('ZREM', index, unpack(nonces, i, math.min(i + 499, #nonces)))
+end
+return #nonces
 """
 
 # ARGV: prefix, serial, version, state json -> 1 written | 0 a higher version is stored
@@ -394,7 +655,8 @@ return 1
 # Geo jobs: geojob:<id> hash {program, kind, payload (JSON as given), cursor, created_at, done
 # ("0"/"1"), owner ("" = no lease), until}; geojobs, a zset of the ids of jobs not done, scored
 # by created_at (Redis orders equal scores by member bytes: created_at, then id, as SQLite does);
-# geojobs:all, the same for every job, done or not (list_geo_jobs, newest first).
+# geojobs:all, the same for every job, done or not (list_geo_jobs, newest first); a job that is done
+# and not a program's "campaigns" job also goes into jobs:finished as "g:<id>" (_JOB_FINISHED).
 # A restart keeps the lease: its holder's next step fails on the generation and it re-reads.
 _RESTART_JOB = """
 local function restart_job(p, program, now)
@@ -410,6 +672,22 @@ local function restart_job(p, program, now)
   end
   redis.call('ZADD', p .. 'geojobs', created, id)
   redis.call('ZADD', p .. 'geojobs:all', created, id)
+end
+"""
+
+# jobs:finished: a zset by created_at of the finished jobs, "g:<id>" geo jobs done (never a program's
+# "campaigns" job: it is restarted, not finished) and "i:<id>" import jobs done or failed, which
+# forget_finished_jobs forgets oldest first (ties: geo jobs first, then by id, as SQLite merges).
+_JOB_FINISHED = """
+local function geo_job_finished(p, id)
+  local key = p .. 'geojob:' .. id
+  local job = redis.call('HMGET', key, 'kind', 'created_at')
+  if job[1] and job[1] ~= 'campaigns' and string.sub(id, 1, 10) ~= 'campaigns:' then
+    redis.call('ZADD', p .. 'jobs:finished', job[2], 'g:' .. id)
+  end
+end
+local function import_job_finished(p, id, created)
+  redis.call('ZADD', p .. 'jobs:finished', created, 'i:' .. id)
 end
 """
 
@@ -631,6 +909,7 @@ return out
 UPDATE_CARDS = (
     _ADD_ENTRY
     + _GEO_CHECK
+    + _JOB_FINISHED
     + """
 local p, now = ARGV[1], ARGV[2]
 if not geo_unchanged(p, ARGV[4]) then return -1 end
@@ -661,7 +940,10 @@ if all and ARGV[5] ~= '' then
   local lease = redis.call('HMGET', key, 'owner', 'until')
   if lease[1] == step.o and tonumber(lease[2]) > tonumber(now) then
     redis.call('HSET', key, 'cursor', step.c, 'done', tostring(step.f))
-    if step.f == 1 then redis.call('ZREM', p .. 'geojobs', step.j) end
+    if step.f == 1 then
+      redis.call('ZREM', p .. 'geojobs', step.j)
+      geo_job_finished(p, step.j)
+    end
     advanced = 1
   end
 end
@@ -747,10 +1029,14 @@ return out
 # Bulk import jobs: importjob:<id> hash {program, state, rows, done, created_at, updated_at, meta};
 # importerrs:<id>, a list of error JSON; importrows:<id>, hash chunk index -> JSON array of its rows;
 # importres:<id>, a list of result JSON [account, number] in row order; importacc:<id>, hash of the
-# accounts with a result (one result per account).
+# accounts with a result (one result per account); importjobs:open, a zset by created_at of the ids
+# of jobs not done or failed (erase_member edits their rows).
 # ARGV: prefix, id, program, state, rows, done, created_at, updated_at, meta json, errors json [error
 # json, ...], then the chunks' JSON in order -> 1 created | 0 the id exists
-CREATE_IMPORT_JOB = """
+# A job done or failed is in jobs:finished as "i:<id>" (_JOB_FINISHED).
+CREATE_IMPORT_JOB = (
+    _JOB_FINISHED
+    + """
 local p, id = ARGV[1], ARGV[2]
 local key = p .. 'importjob:' .. id
 if redis.call('EXISTS', key) == 1 then return 0 end
@@ -762,12 +1048,21 @@ for i = 1, #errors, 500 do
 end
 local rows = p .. 'importrows:' .. id
 for i = 11, #ARGV do redis.call('HSET', rows, tostring(i - 11), ARGV[i]) end
+if ARGV[4] ~= 'done' and ARGV[4] ~= 'failed' then
+  redis.call('ZADD', p .. 'importjobs:open', ARGV[7], id)
+else
+  import_job_finished(p, id, ARGV[7])
+end
 return 1
 """
+)
 
 # ARGV: prefix, id, done, now, state ("" = unchanged), results json [[account, result json], ...],
 # errors json [error json, ...] -> 1 | 0 (no such job: nothing written)
-ADVANCE_IMPORT_JOB = """
+# A job done or failed loses its rows (personal data), leaves importjobs:open and enters jobs:finished.
+ADVANCE_IMPORT_JOB = (
+    _JOB_FINISHED
+    + """
 local p, id = ARGV[1], ARGV[2]
 local key = p .. 'importjob:' .. id
 if redis.call('EXISTS', key) == 0 then return 0 end
@@ -784,5 +1079,99 @@ local errors = cjson.decode(ARGV[7])
 for i = 1, #errors, 500 do
   redis.call('RPUSH', p .. 'importerrs:' .. id, unpack(errors, i, math.min(i + 499, #errors)))
 end
+if ARGV[5] == 'done' or ARGV[5] == 'failed' then
+  redis.call('DEL', p .. 'importrows:' .. id)
+  redis.call('ZREM', p .. 'importjobs:open', id)
+  import_job_finished(p, id, redis.call('HGET', key, 'created_at'))
+end
 return 1
 """
+)
+
+# ARGV: prefix, before, limit -> how many jobs were forgotten
+# The oldest `limit` entries of jobs:finished created before `before`: each job still finished goes
+# with every key and index entry of it (an entry whose job is gone, or no longer finished, only
+# leaves the index). UNLINK: a big import job's results are freed off the main thread.
+FORGET_FINISHED_JOBS = """
+local p = ARGV[1]
+local index = p .. 'jobs:finished'
+local members = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local forgotten = 0
+for _, member in ipairs(members) do
+  redis.call('ZREM', index, member)
+  local kind, id = string.sub(member, 1, 2), string.sub(member, 3)
+  if kind == 'g:' then
+    local key = p .. 'geojob:' .. id
+    local job = redis.call('HMGET', key, 'kind', 'done')
+    if job[2] == '1' and job[1] ~= 'campaigns' and string.sub(id, 1, 10) ~= 'campaigns:' then
+      redis.call('DEL', key)
+      redis.call('ZREM', p .. 'geojobs', id)
+      redis.call('ZREM', p .. 'geojobs:all', id)
+      forgotten = forgotten + 1
+    end
+  elseif kind == 'i:' then
+    local key = p .. 'importjob:' .. id
+    local state = redis.call('HGET', key, 'state')
+    if state == 'done' or state == 'failed' then
+      redis.call('UNLINK', key, p .. 'importerrs:' .. id, p .. 'importrows:' .. id, p .. 'importres:' .. id,
+        p .. 'importacc:' .. id)
+      redis.call('ZREM', p .. 'importjobs:open', id)
+      forgotten = forgotten + 1
+    end
+  end
+end
+return forgotten
+"""
+
+# ARGV: prefix, number, expected tag, data json (the erased card), serial, program, phone ("" = none),
+# now, entries json [e, ...] (as add_entry), enroll webhook coalescing key, open import job ids json
+# (importjobs:open as read, in its order), row edits json [[job id, chunk index, sha1 of the chunk
+# read, chunk json without the personal data], ...]
+# -> the card's new tag, or "" when the card's tag, the open jobs or an edited chunk changed since
+# the adapter read them (nothing written: it reads again). One step erases the member: the card,
+# its consents, alerts, app tokens and phone-index entry, its enroll webhook waiting unclaimed, the
+# personal data of its rows in open import jobs; then its fanout is added.
+ERASE_MEMBER = (
+    _ADD_ENTRY
+    + """
+local p, number = ARGV[1], ARGV[2]
+local card_key = p .. 'card:' .. number
+if redis.call('HGET', card_key, 'tag') ~= ARGV[3] then return '' end
+local open = redis.call('ZRANGE', p .. 'importjobs:open', 0, -1)
+local read = cjson.decode(ARGV[11])
+if #open ~= #read then return '' end
+for i, id in ipairs(open) do
+  if read[i] ~= id then return '' end
+end
+local edits = cjson.decode(ARGV[12])
+for _, edit in ipairs(edits) do
+  local chunk = redis.call('HGET', p .. 'importrows:' .. edit[1], edit[2])
+  if not chunk or redis.sha1hex(chunk) ~= edit[3] then return '' end
+end
+local stag = string.format('%d', redis.call('INCR', p .. 'tag'))
+redis.call('HSET', card_key, 'data', ARGV[4], 'tag', stag)
+redis.call('HSET', p .. 'serialtag', ARGV[5], stag)
+redis.call('DEL', p .. 'consents:' .. number, p .. 'alerts:' .. number)
+if ARGV[7] ~= '' then
+  local phones = p .. 'phones:' .. ARGV[6]
+  if redis.call('HGET', phones, ARGV[7]) == number then redis.call('HDEL', phones, ARGV[7]) end
+end
+local tokens = p .. 'apptok'
+for _, token in ipairs(redis.call('SMEMBERS', p .. 'cardtoks:' .. number)) do
+  local value = redis.call('HGET', tokens, token)
+  if value and cjson.decode(value).card == number then redis.call('HDEL', tokens, token) end
+end
+redis.call('DEL', p .. 'cardtoks:' .. number)
+local marker = p .. 'pending:' .. ARGV[10]
+local waiting = redis.call('GET', marker)
+if waiting then
+  -- unclaimed (claiming deletes the marker): in no consumer's pending list, so XDEL is enough
+  redis.call('XDEL', p .. 'outbox', waiting)
+  redis.call('ZREM', p .. 'outbox:ages', 's:' .. waiting)
+  redis.call('DEL', marker)
+end
+for _, edit in ipairs(edits) do redis.call('HSET', p .. 'importrows:' .. edit[1], edit[2], edit[4]) end
+for _, e in ipairs(cjson.decode(ARGV[9])) do add_entry(p, p .. 'outbox', ARGV[8], e) end
+return stag
+"""
+)

@@ -17,13 +17,15 @@ makes a push go out again, which the pushed tags dedupe. `synchronous="normal"` 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import json
+import logging
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cards.model import Card, next_modified_at
+from cards.model import Card, Member, next_modified_at
 from geo.boxes import search_boxes
 from geo.distance import haversine_m
 from geo.locations import StoreLocation
@@ -40,7 +42,10 @@ from ledger.plan import EventCheck, plan_batch
 from store.encoding import compact_json
 from store.port import (
     ALERTS_KEPT,
+    DEAD_LETTERS_KEPT,
     DEFAULT_CLIENT,
+    FACT_INSTALLS,
+    FACT_PUSHES,
     GOOGLE_EVENTS_KEPT,
     AlertRecord,
     AppToken,
@@ -50,6 +55,8 @@ from store.port import (
     DeadLetter,
     Derive,
     DeviceTarget,
+    Erasure,
+    FactCount,
     Fanout,
     GeoChanged,
     GeoJob,
@@ -69,12 +76,15 @@ from store.port import (
     Voucher,
     check_near_query,
     check_store_locations,
+    fact_day,
     nearest_first,
     no_fanout,
 )
 from store.schema.sqlite import MIGRATIONS
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING, ON CONFLICT DO UPDATE without a target
 
@@ -122,6 +132,15 @@ _CARD_INSERT = "INSERT INTO cards (number, serial, account, program, version, ta
 _PHONE_ADD = "INSERT INTO phones (program, phone, number) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 
 _IMPORT_JOB_COLUMNS = "id, program, state, rows, done, created_at, updated_at, meta"
+
+# A fact counted again adds to its day's count; the counts of one commit are summed first.
+_FACT_ADD = """
+    INSERT INTO facts (family, day, dims, count) VALUES (?, ?, ?, ?)
+    ON CONFLICT DO UPDATE SET count = count + excluded.count
+"""
+
+# The personal data an import row may hold (service/imports.py COLUMNS), removed by erase_member.
+_IMPORT_PERSONAL = ("name", "phone", "email")
 
 
 def _phone(card: Card) -> str | None:
@@ -190,6 +209,26 @@ def _campaign_key(campaign: Mapping[str, Any]) -> tuple[str, str]:
 def _fields(data: str) -> dict[str, str]:
     fields = _loads_payload(data)
     return fields if isinstance(fields, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _count_facts(conn: sqlite3.Connection, family: str, dims: Iterable[Sequence[Any]], now: float) -> None:
+    """In the transaction of what they count: each dims tuple once more on the day of `now`."""
+    counts = collections.Counter(_dumps([_text(part) for part in parts]) for parts in dims)
+    day = fact_day(now)
+    conn.executemany(_FACT_ADD, [(family, day, key, count) for key, count in counts.items()])
+
+
+def _count_removals(conn: sqlite3.Connection, removed: Iterable[tuple[str, str, str]], now: float) -> None:
+    """The remove facts of registrations deleted: their stored (program, client, tier)."""
+    _count_facts(conn, FACT_INSTALLS, [(program, client, tier, "remove") for program, client, tier in removed], now)
+
+
+def _count_pushes(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]], now: float) -> None:
+    _count_facts(conn, FACT_PUSHES, [(record.get("channel", ""), record.get("outcome", "")) for record in records], now)
 
 
 class SqliteStore(Store):
@@ -516,9 +555,10 @@ class SqliteStore(Store):
             "UPDATE cards SET version = ?, tag = ?, data = ? WHERE number = ?",
             [(c.version, c.tag, _dumps(c.to_dict()), c.number) for c in changed],
         )
+        # With the acceptance time: forget_event_ids drops the oldest first.
         conn.executemany(
-            "INSERT INTO ledger_event_ids (id) VALUES (?)",
-            [(event_id,) for change in plan.changes.values() for event_id in change.event_ids],
+            "INSERT INTO ledger_event_ids (id, accepted_at) VALUES (?, ?)",
+            [(event_id, now) for change in plan.changes.values() for event_id in change.event_ids],
         )
         conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for card in changed for entry in fanout(card)])
         return LedgerResult(outcomes=plan.outcomes, changed=changed, errors=plan.errors)
@@ -535,30 +575,39 @@ class SqliteStore(Store):
         client: str = DEFAULT_CLIENT,
         push_service_url: str | None = None,
         max_devices: int | None = None,
+        program: str = "",
+        tier: str = "",
     ) -> bool:
         registration = Registration(device_id, pass_type_id, serial, push_token, now, client, push_service_url)
-        return await self._durable_write(self._register_device, registration, max_devices)
+        return await self._durable_write(self._register_device, registration, max_devices, program, tier)
 
     @staticmethod
-    def _register_device(conn: sqlite3.Connection, registration: Registration, max_devices: int | None) -> bool:
+    def _register_device(
+        conn: sqlite3.Connection, registration: Registration, max_devices: int | None, program: str, tier: str
+    ) -> bool:
         device_id, pass_type_id, serial = registration.device_id, registration.pass_type_id, registration.serial
         fields = (registration.push_token, registration.updated_at, registration.client, registration.push_service_url)
+        # program and tier only on insert: the remove fact counts what the install fact counted.
         inserted = conn.execute(
             "INSERT INTO registrations"
-            " (device_id, pass_type_id, serial, push_token, updated_at, client, push_service_url)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (device_id, pass_type_id, serial, *fields),
+            " (device_id, pass_type_id, serial, push_token, updated_at, client, push_service_url, program, tier)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (device_id, pass_type_id, serial, *fields, program, tier),
         ).rowcount
         if inserted:
+            now = registration.updated_at
+            _count_facts(conn, FACT_INSTALLS, [(program, registration.client, tier, "install")], now)
             if max_devices is not None:
                 # The new one is kept whatever the clocks say; the rest by most recent update.
-                conn.execute(
+                # (The OFFSET walks this serial's registrations only, at most max_devices + 1.)
+                evicted = conn.execute(
                     "DELETE FROM registrations WHERE serial = ? AND (device_id, pass_type_id) IN ("
                     " SELECT device_id, pass_type_id FROM registrations WHERE serial = ?"
                     " ORDER BY (device_id = ? AND pass_type_id = ?) DESC, updated_at DESC, device_id DESC"
-                    " LIMIT -1 OFFSET ?)",
+                    " LIMIT -1 OFFSET ?) RETURNING program, client, tier",
                     (serial, serial, device_id, pass_type_id, max(max_devices, 1)),
-                )
+                ).fetchall()
+                _count_removals(conn, evicted, now)
             return True
         # updated_at moves even when the token is the same: it is the last time the device
         # vouched for the token (see remove_registration_if_stale).
@@ -569,16 +618,22 @@ class SqliteStore(Store):
         )
         return False
 
-    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str) -> bool:
-        return await self._write(
-            lambda conn: (
-                conn.execute(
-                    "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?",
-                    (device_id, pass_type_id, serial),
-                ).rowcount
-                > 0
-            )
-        )
+    async def unregister_device(self, device_id: str, pass_type_id: str, serial: str, now: float | None = None) -> bool:
+        at = time.time() if now is None else now
+        key = (device_id, pass_type_id, serial)
+
+        def unregister(conn: sqlite3.Connection) -> bool:
+            removed = conn.execute(
+                "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
+                " RETURNING program, client, tier",
+                key,
+            ).fetchall()
+            # A device that registers again must be sent the pass again, whatever it was sent before.
+            conn.execute("DELETE FROM pushed_tags WHERE device_id = ? AND pass_type_id = ? AND serial = ?", key)
+            _count_removals(conn, removed, at)
+            return bool(removed)
+
+        return await self._write(unregister)
 
     async def get_registrations(self, serial: str) -> list[Registration]:
         rows = await self._read(
@@ -618,16 +673,19 @@ class SqliteStore(Store):
     async def remove_registration_if_stale(
         self, device_id: str, pass_type_id: str, serial: str, push_token: str, before: float
     ) -> bool:
-        return await self._write(
-            lambda conn: (
-                conn.execute(
-                    "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
-                    " AND push_token = ? AND updated_at < ?",
-                    (device_id, pass_type_id, serial, push_token, before),
-                ).rowcount
-                > 0
-            )
-        )
+        # The port gives no `now` here: the remove fact is counted on this clock's day.
+        now = time.time()
+
+        def remove(conn: sqlite3.Connection) -> bool:
+            removed = conn.execute(
+                "DELETE FROM registrations WHERE device_id = ? AND pass_type_id = ? AND serial = ?"
+                " AND push_token = ? AND updated_at < ? RETURNING program, client, tier",
+                (device_id, pass_type_id, serial, push_token, before),
+            ).fetchall()
+            _count_removals(conn, removed, now)
+            return bool(removed)
+
+        return await self._write(remove)
 
     async def serials_updated_since(
         self, device_id: str, pass_type_id: str, since_tag: int | None
@@ -648,10 +706,9 @@ class SqliteStore(Store):
     async def append_device_logs(self, messages: list[str], now: float, keep: int) -> None:
         def append(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT INTO device_logs (at, message) VALUES (?, ?)", [(now, m) for m in messages])
-            conn.execute(
-                "DELETE FROM device_logs WHERE id <= (SELECT id FROM device_logs ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (max(keep, 0),),
-            )
+            # Only the oldest rows are ever deleted, so the newest `keep` are the ids above max - keep:
+            # a range delete on the rowid instead of walking `keep` rows (as _trim_journal).
+            conn.execute("DELETE FROM device_logs WHERE id <= (SELECT MAX(id) FROM device_logs) - ?", (max(keep, 0),))
 
         await self._write(append)
 
@@ -737,37 +794,107 @@ class SqliteStore(Store):
             )
         )
 
-    async def dead_letter(self, entry: OutboxEntry, error: str, now: float) -> None:
+    async def dead_letter(self, entry: OutboxEntry, error: str, now: float, keep: int = DEAD_LETTERS_KEPT) -> None:
         """Moves the entry when it is still in the outbox (an entry already acknowledged or
         dead-lettered elsewhere is not recorded twice)."""
 
-        def move(conn: sqlite3.Connection) -> None:
+        def move(conn: sqlite3.Connection) -> list[tuple[int, str]]:
             removed = conn.execute("DELETE FROM outbox WHERE id = ?", (int(entry.id),)).rowcount
-            if removed:
-                conn.execute(
-                    "INSERT INTO dead_letters (entry_id, kind, payload, attempts, enqueued_at, error, failed_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (entry.id, entry.kind, _dumps(entry.fields), entry.attempts, entry.enqueued_at, error, now),
-                )
+            if not removed:
+                return []
+            conn.execute(
+                "INSERT INTO dead_letters (entry_id, kind, payload, attempts, enqueued_at, error, failed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.id, entry.kind, _dumps(entry.fields), entry.attempts, entry.enqueued_at, error, now),
+            )
+            count = self._add_dead_letters(conn, 1)
+            if count <= max(keep, 0):
+                return []
+            # The oldest are the lowest ids (AUTOINCREMENT): the delete walks from the first row
+            # and stops after the excess, never over the kept ones.
+            dropped = conn.execute(
+                "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT ?)"
+                " RETURNING id, kind",
+                (count - max(keep, 0),),
+            ).fetchall()
+            self._add_dead_letters(conn, -len(dropped))
+            return dropped
 
-        await self._write(move)
+        for dropped_id, kind in sorted(await self._write(move)):
+            log.warning("dead letter %s (%s) dropped: more than %d kept", dropped_id, kind, keep)
 
-    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+    @staticmethod
+    def _add_dead_letters(conn: sqlite3.Connection, delta: int) -> int:
+        """Move the dead-letter count (kept in `counters`, so counting never scans); the new count."""
+        return conn.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'dead_letters' RETURNING value", (delta,)
+        ).fetchone()[0]
+
+    async def list_dead_letters(self, limit: int, *, before: str | None = None) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        args: tuple[Any, ...]
+        if before is None:
+            query, args = "", (limit,)
+        elif before.isdigit():
+            query, args = " WHERE id < ?", (int(before), limit)
+        else:
+            return []  # no dead letter has that id, so none is older than it
         rows = await self._read(
             lambda conn: conn.execute(
-                "SELECT entry_id, kind, payload, attempts, enqueued_at, error, failed_at FROM dead_letters"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
+                "SELECT id, entry_id, kind, payload, attempts, enqueued_at, error, failed_at FROM dead_letters"
+                + query
+                + " ORDER BY id DESC LIMIT ?",
+                args,
             ).fetchall()
         )
         return [
             DeadLetter(
-                entry=OutboxEntry(id=row[0], kind=row[1], fields=_fields(row[2]), attempts=row[3], enqueued_at=row[4]),
-                error=row[5],
-                failed_at=row[6],
+                entry=OutboxEntry(id=row[1], kind=row[2], fields=_fields(row[3]), attempts=row[4], enqueued_at=row[5]),
+                error=row[6],
+                failed_at=row[7],
+                id=str(row[0]),
             )
             for row in rows
         ]
+
+    async def count_dead_letters(self) -> int:
+        return await self._read(
+            lambda conn: conn.execute("SELECT value FROM counters WHERE name = 'dead_letters'").fetchone()[0]
+        )
+
+    async def requeue_dead_letters(self, ids: Sequence[str] | None, now: float, limit: int = 1000) -> list[str]:
+        args: tuple[Any, ...]
+        if ids is None:
+            if limit <= 0:
+                return []
+            query, args = "SELECT id FROM dead_letters ORDER BY id LIMIT ?", (limit,)
+        else:
+            numbers = sorted({int(i) for i in ids if isinstance(i, str) and i.isdigit()})
+            if not numbers:
+                return []
+            query, args = "SELECT value FROM json_each(?)", (_dumps(numbers),)
+
+        def requeue(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                f"DELETE FROM dead_letters WHERE id IN ({query}) RETURNING id, kind, payload", args
+            ).fetchall()
+            rows.sort()  # RETURNING order is unspecified; oldest first
+            # New entries: attempts 0, due now, never coalesced with one waiting.
+            conn.executemany(
+                "INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at)"
+                " VALUES (?, ?, NULL, ?, 0, ?)",
+                [(kind, payload, now, now) for _, kind, payload in rows],
+            )
+            self._add_dead_letters(conn, -len(rows))
+            return [str(row[0]) for row in rows]
+
+        # Durable: the operator is told these are back in the outbox.
+        return await self._durable_write(requeue)
+
+    async def outbox_oldest(self) -> float | None:
+        # MIN over the outbox_enqueued index: one seek, not a scan of the backlog.
+        return await self._read(lambda conn: conn.execute("SELECT MIN(enqueued_at) FROM outbox").fetchone()[0])
 
     async def outbox_size(self) -> int:
         return await self._read(lambda conn: conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -838,6 +965,7 @@ class SqliteStore(Store):
                     (now, _dumps_records([{"at": now, **record} for record in journal])),
                 )
                 self._trim_journal(conn, keep)
+                _count_pushes(conn, journal, now)
 
         await self._write(complete)
 
@@ -848,6 +976,7 @@ class SqliteStore(Store):
         def append(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO push_journal (at, record) VALUES (?, ?)", (now, _dumps({"at": now, **record})))
             self._trim_journal(conn, keep)
+            _count_pushes(conn, [record], now)
 
         await self._write(append)
 
@@ -865,18 +994,24 @@ class SqliteStore(Store):
         return [json.loads(row[0]) for row in rows]
 
     # -- Google Wallet callbacks -----------------------------------------------------------------
-    async def record_google_callback(self, nonce: str, object_id: str, event: str, at: float) -> bool:
+    async def record_google_callback(
+        self, nonce: str, object_id: str, event: str, at: float, *, program: str = "", tier: str = ""
+    ) -> bool:
+        action = {"save": "install", "del": "remove"}.get(event)
+
+        def record(conn: sqlite3.Connection) -> bool:
+            if not conn.execute(
+                "INSERT INTO google_callbacks (nonce, object_id, event, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (nonce) DO NOTHING",
+                (nonce, object_id, event, at),
+            ).rowcount:
+                return False  # a replay: counted the first time
+            if action is not None:
+                _count_facts(conn, FACT_INSTALLS, [(program, "google", tier, action)], at)
+            return True
+
         # Durable: once Google hears 200 it does not send the callback again.
-        return await self._durable_write(
-            lambda conn: (
-                conn.execute(
-                    "INSERT INTO google_callbacks (nonce, object_id, event, at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (nonce) DO NOTHING",
-                    (nonce, object_id, event, at),
-                ).rowcount
-                > 0
-            )
-        )
+        return await self._durable_write(record)
 
     async def google_installs(self, object_id: str, limit: int = GOOGLE_EVENTS_KEPT) -> list[tuple[str, float]]:
         if limit <= 0:
@@ -1419,6 +1554,9 @@ class SqliteStore(Store):
                 (done, now, state, job_id),
             ).rowcount:
                 return
+            if state in ("done", "failed"):
+                # A finished job is never read again: its rows only hold members' personal data.
+                conn.execute("DELETE FROM import_rows WHERE job = ?", (job_id,))
             if pairs:
                 seen = {
                     row[0]
@@ -1453,6 +1591,158 @@ class SqliteStore(Store):
             ).fetchall()
         )
         return [(account, number) for account, number in rows]
+
+    # -- retention -----------------------------------------------------------------------------
+    async def forget_event_ids(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Bounded: the ledger_event_ids_accepted index gives the oldest `limit` without a scan.
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM ledger_event_ids WHERE id IN ("
+                    " SELECT id FROM ledger_event_ids WHERE accepted_at < ? ORDER BY accepted_at, id LIMIT ?)",
+                    (before, limit),
+                ).rowcount
+            )
+        )
+
+    async def forget_google_callbacks(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Bounded: callbacks are inserted in time order (`at` is when they arrived), so the oldest are
+        # the first `limit` rowids; of those, the ones received before `before` go (a later one
+        # among them, from another process's clock, waits for a later sweep).
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM google_callbacks WHERE rowid IN ("
+                    " SELECT rowid FROM google_callbacks ORDER BY rowid LIMIT ?) AND at < ?",
+                    (limit, before),
+                ).rowcount
+            )
+        )
+
+    async def forget_finished_jobs(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+
+        def forget(conn: sqlite3.Connection) -> int:
+            # Bounded: the partial indexes of migration 10 hold only finished jobs, in (created_at, id)
+            # order; the oldest `limit` of each kind are merged (ties: geo jobs first, as in Redis).
+            geo = conn.execute(
+                "SELECT created_at, 0, id FROM geo_jobs"
+                " WHERE done = 1 AND kind <> 'campaigns' AND substr(id, 1, 10) <> 'campaigns:' AND created_at < ?"
+                " ORDER BY created_at, id LIMIT ?",
+                (before, limit),
+            ).fetchall()
+            imports = conn.execute(
+                "SELECT created_at, 1, id FROM import_jobs WHERE state IN ('done', 'failed') AND created_at < ?"
+                " ORDER BY created_at, id LIMIT ?",
+                (before, limit),
+            ).fetchall()
+            jobs = sorted(geo + imports)[:limit]
+            geo_ids = [(job_id,) for _, kind, job_id in jobs if kind == 0]
+            import_ids = [(job_id,) for _, kind, job_id in jobs if kind == 1]
+            conn.executemany("DELETE FROM geo_jobs WHERE id = ?", geo_ids)
+            for table in ("import_rows", "import_results", "import_errors"):
+                conn.executemany(f"DELETE FROM {table} WHERE job = ?", import_ids)
+            conn.executemany("DELETE FROM import_jobs WHERE id = ?", import_ids)
+            return len(jobs)
+
+        return await self._write(forget)
+
+    # -- report facts --------------------------------------------------------------------------
+    async def add_facts(self, family: str, dims: Sequence[tuple[str, ...]], now: float) -> None:
+        if dims:
+            await self._write(_count_facts, family, list(dims), now)
+
+    async def fact_counts(self, family: str, from_day: str, to_day: str) -> list[FactCount]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT day, dims, count FROM facts WHERE family = ? AND day >= ? AND day <= ? AND count <> 0",
+                (family, from_day, to_day),
+            ).fetchall()
+        )
+        # Sorted here, on the dims as tuples: the JSON text would order them differently.
+        counts = [FactCount(day, tuple(json.loads(dims)), count) for day, dims, count in rows]
+        return sorted(counts, key=lambda fact: (fact.day, fact.dims))
+
+    async def forget_facts(self, before_day: str, limit: int) -> int:
+        if limit <= 0:
+            return 0
+
+        def forget(conn: sqlite3.Connection) -> int:
+            groups = conn.execute(
+                "SELECT DISTINCT day, family FROM facts WHERE day < ? ORDER BY day, family LIMIT ?",
+                (before_day, limit),
+            ).fetchall()
+            conn.executemany("DELETE FROM facts WHERE family = ? AND day = ?", [(f, d) for d, f in groups])
+            return len(groups)
+
+        return await self._write(forget)
+
+    # -- privacy -------------------------------------------------------------------------------
+    async def erase_member(self, card_number: str, now: float, fanout: Fanout = no_fanout) -> Erasure | None:
+        # Durable: the caller is told the data is gone, and the new tag must not be handed out twice.
+        return await self._durable_write(self._erase_member, card_number, now, fanout)
+
+    def _erase_member(self, conn: sqlite3.Connection, card_number: str, now: float, fanout: Fanout) -> Erasure | None:
+        row = conn.execute("SELECT data FROM cards WHERE number = ?", (card_number,)).fetchone()
+        if row is None:
+            return None
+        card = _card_from_row(row[0])
+        if card.erased_at:
+            return Erasure(card, False)
+        phone = _phone(card)
+        erased = card.with_changes(
+            member=Member(name=""),
+            app_token="",
+            area=None,
+            erased_at=int(now),
+            tag=self._next_tag(conn),
+            modified_at=next_modified_at(card.modified_at, now),
+        )
+        conn.execute(
+            "UPDATE cards SET tag = ?, data = ? WHERE number = ?", (erased.tag, _dumps(erased.to_dict()), card.number)
+        )
+        conn.execute("DELETE FROM consents WHERE card = ?", (card.number,))
+        if phone is not None:
+            # Only the entry that points here: another card of the program may hold the phone.
+            conn.execute(
+                "DELETE FROM phones WHERE program = ? AND phone = ? AND number = ?", (card.program, phone, card.number)
+            )
+        conn.execute("DELETE FROM app_tokens WHERE card = ?", (card.number,))
+        conn.execute("DELETE FROM alerts WHERE card = ?", (card.number,))
+        # The enrolment announcement still waiting carries the member's data; one already claimed
+        # has no key any more and is on its way (push/kinds/enroll_webhook.py).
+        conn.execute(
+            "DELETE FROM outbox WHERE coalesce_key = ?",
+            (json.dumps(["enroll_webhook", card.number], separators=(",", ":")),),
+        )
+        self._erase_import_rows(conn, card.account)
+        conn.executemany(_OUTBOX_ADD, [_entry_row(entry, now) for entry in fanout(erased)])
+        return Erasure(erased, True)
+
+    @staticmethod
+    def _erase_import_rows(conn: sqlite3.Connection, account: str) -> None:
+        """Remove the personal fields from the account's rows in jobs still running (finished jobs
+        have no rows: advance_import_job deleted them)."""
+        chunks = conn.execute(
+            "SELECT r.job, r.chunk, r.data FROM import_rows r JOIN import_jobs j ON j.id = r.job"
+            " WHERE j.state NOT IN ('done', 'failed')"
+            " AND EXISTS (SELECT 1 FROM json_each(r.data) WHERE json_extract(value, '$.account') = ?)",
+            (account,),
+        ).fetchall()
+        updates = []
+        for job, chunk, data in chunks:
+            rows = json.loads(data)
+            for row in rows:
+                if isinstance(row, dict) and row.get("account") == account:
+                    for key in _IMPORT_PERSONAL:
+                        row.pop(key, None)
+            updates.append((_dumps(rows), job, chunk))
+        conn.executemany("UPDATE import_rows SET data = ? WHERE job = ? AND chunk = ?", updates)
 
 
 def _voucher_fanout(fanout: Fanout, voucher: Voucher) -> Sequence[NewEntry]:

@@ -243,4 +243,39 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX import_errors_job ON import_errors (job, id)",
         "CREATE INDEX geo_jobs_created ON geo_jobs (created_at, id)",
     ),
+    # 9: issue 15, reports and retention. Registrations keep the program and tier they were made with
+    # (for the remove fact; older rows: ""). Report facts: a count per (family, day, dims), dims a JSON
+    # array, with the days indexed for retention. Accepted ledger event ids get their acceptance time
+    # (rows from before: this migration's time, so retention counts from the upgrade) to be forgotten
+    # oldest first. Dead letters are counted in `counters` (bounded and counted without a scan), and the
+    # outbox is indexed by enqueued_at for its oldest entry.
+    (
+        "ALTER TABLE registrations ADD COLUMN program TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE registrations ADD COLUMN tier TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE facts (
+            family TEXT NOT NULL,
+            day TEXT NOT NULL,
+            dims TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (family, day, dims)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX facts_day ON facts (day, family)",
+        "ALTER TABLE ledger_event_ids ADD COLUMN accepted_at REAL NOT NULL DEFAULT 0",
+        # julianday, not unixepoch(): that needs SQLite 3.38, this code runs on 3.35
+        "UPDATE ledger_event_ids SET accepted_at = (julianday('now') - 2440587.5) * 86400.0",
+        "CREATE INDEX ledger_event_ids_accepted ON ledger_event_ids (accepted_at)",
+        "INSERT INTO counters (name, value) SELECT 'dead_letters', COUNT(*) FROM dead_letters",
+        "CREATE INDEX outbox_enqueued ON outbox (enqueued_at)",
+        # Finished import jobs drop their rows from now on (personal data); so do the ones finished before.
+        "DELETE FROM import_rows WHERE job IN (SELECT id FROM import_jobs WHERE state IN ('done', 'failed'))",
+    ),
+    # 10: retention of finished jobs (forget_finished_jobs), oldest first without a scan of the jobs
+    # kept: geo jobs done, never a program's "campaigns" job (it is restarted, not finished), and
+    # import jobs done or failed, each by (created_at, id). Google callbacks need no index: they are
+    # inserted in time order, so the oldest are the first rowids.
+    (
+        """CREATE INDEX geo_jobs_finished ON geo_jobs (created_at, id)
+            WHERE done = 1 AND kind <> 'campaigns' AND substr(id, 1, 10) <> 'campaigns:'""",
+        "CREATE INDEX import_jobs_finished ON import_jobs (created_at, id) WHERE state IN ('done', 'failed')",
+    ),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cards.model import Card, Member
 from push.messages import PassUpdate, entry
 from store.port import NewEntry
+from tests.pii_guard import sensitive_card
 
 
 def make_card(i: int, *, program: str = "coffee", account: str | None = None, **changes: object) -> Card:
@@ -18,7 +19,7 @@ def make_card(i: int, *, program: str = "coffee", account: str | None = None, **
         created_at=1_600_000_000,
         modified_at=1_600_000_000,
     )
-    return card.with_changes(**changes)
+    return sensitive_card(card.with_changes(**changes))
 
 
 def note(n: int, kind: str = "note", key: str | None = None) -> NewEntry:

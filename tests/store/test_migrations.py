@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from cards.model import Card, Member
-from store.port import CardUpdate, Consent, ImportJob, Voucher
+from ledger.decide import LedgerEvent, Outcome
+from store.port import FACT_INSTALLS, CardUpdate, Consent, FactCount, ImportJob, Voucher, fact_day
 from store.redis import GROUP, SCHEMA_VERSION, RedisStore
 from store.schema.sqlite import MIGRATIONS
 from store.sqlite import SqliteStore
@@ -287,7 +289,7 @@ async def test_sqlite_schema_7_phone_index_is_backfilled(tmp_path: Path) -> None
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 8
+        assert await store.schema_version() == len(MIGRATIONS) >= 8
         assert await store.card_by_phone("coffee", "+79001111111") == cards[0]
         assert await store.card_by_phone("coffee", "+79002222222") == cards[2]
         assert await store.card_by_phone("tea", "+79002222222") == cards[3]
@@ -339,7 +341,7 @@ async def test_redis_schema_3_phone_index_and_job_history_are_backfilled() -> No
         store = RedisStore(REDIS_URL, prefix=prefix)
         await store.open()
         try:
-            assert await store.schema_version() == SCHEMA_VERSION == 4
+            assert await store.schema_version() == SCHEMA_VERSION >= 4
             by_number = {c.number: c for c in cards}
 
             async def holder(program: str, phone: str) -> str | None:
@@ -360,10 +362,79 @@ async def test_redis_schema_3_phone_index_and_job_history_are_backfilled() -> No
         reopened = RedisStore(REDIS_URL, prefix=prefix)
         await reopened.open()  # migrating again finds nothing to do
         try:
-            assert await reopened.schema_version() == 4
+            assert await reopened.schema_version() == SCHEMA_VERSION
             assert len(await reopened.list_geo_jobs()) == 2
         finally:
             await reopened.close()
     finally:
         await client.aclose()
         await delete_prefix(prefix)
+
+
+async def test_sqlite_schema_8_keeps_event_ids_registrations_and_dead_letters(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:8]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 8")
+    card = make_card(1).with_changes(version=1, tag=1)
+    conn.execute(
+        "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (card.number, card.serial, card.account, card.program, card.version, card.tag, json.dumps(card.to_dict())),
+    )
+    conn.execute("UPDATE counters SET value = 1 WHERE name = 'tag'")
+    conn.executemany("INSERT INTO ledger_event_ids (id) VALUES (?)", [("e1",), ("e2",)])
+    conn.execute(
+        "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at, client)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        ("dev", "pass.t", card.serial, "tok", NOW, "passwallet"),
+    )
+    conn.executemany(
+        "INSERT INTO dead_letters (entry_id, kind, payload, attempts, enqueued_at, error, failed_at)"
+        " VALUES (?, 'note', ?, 3, ?, 'boom', ?)",
+        [(str(i), json.dumps({"n": str(i)}), NOW, NOW + i) for i in range(3)],
+    )
+    conn.execute(
+        "INSERT INTO outbox (kind, payload, coalesce_key, due_at, attempts, enqueued_at) VALUES (?, ?, NULL, ?, 0, ?)",
+        ("note", json.dumps({"n": "w"}), NOW, NOW - 5),
+    )
+    conn.executemany(
+        "INSERT INTO import_jobs (id, program, state, rows, done, created_at, updated_at, meta)"
+        " VALUES (?, 'coffee', ?, 1, 0, ?, ?, '{}')",
+        [("finished", "done", NOW, NOW), ("running", "running", NOW, NOW)],
+    )
+    row = json.dumps([{"account": "a1", "name": "Anna"}])
+    conn.executemany(
+        "INSERT INTO import_rows (job, chunk, data) VALUES (?, 0, ?)", [("finished", row), ("running", row)]
+    )
+    conn.close()
+
+    upgraded_at = time.time()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) >= 9
+        # the ids accepted before the upgrade are still known, and count as accepted at the upgrade
+        result = await store.apply_ledger_events(
+            [LedgerEvent(id="e1", version=2, balance=5, card_number=card.number)], NOW
+        )
+        assert dict(result.outcomes) == {"e1": Outcome.DUPLICATE}
+        assert await store.forget_event_ids(upgraded_at - 3600, 100) == 0
+        assert await store.forget_event_ids(time.time() + 1, 1) == 1
+        assert await store.forget_event_ids(time.time() + 1, 100) == 1
+        # registrations kept; made before programs and tiers were recorded: "" for both
+        reg = await store.get_registration("dev", "pass.t", card.serial)
+        assert reg is not None and (reg.push_token, reg.client, reg.updated_at) == ("tok", "passwallet", NOW)
+        assert await store.unregister_device("dev", "pass.t", card.serial, NOW + 10) is True
+        facts = await store.fact_counts(FACT_INSTALLS, "2000-01-01", "2999-12-31")
+        assert facts == [FactCount(fact_day(NOW + 10), ("", "passwallet", "", "remove"), 1)]
+        # dead letters counted from what was there
+        assert await store.count_dead_letters() == 3
+        assert [d.entry.fields["n"] for d in await store.list_dead_letters(10)] == ["2", "1", "0"]
+        assert await store.outbox_oldest() == NOW - 5
+        # a job finished before the upgrade lost its rows with it; a running one keeps them
+        assert await store.import_rows("finished", 0, 10) == []
+        assert await store.import_rows("running", 0, 10) == [{"account": "a1", "name": "Anna"}]
+    finally:
+        await store.close()
