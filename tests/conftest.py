@@ -19,6 +19,9 @@ from store.port import Store
 from store.redis import RedisStore
 from store.sqlite import SqliteStore
 
+# every test fails at teardown when its logs (or its servers' and workers' logs) hold PII or a secret
+pytest_plugins = ["tests.pii_guard"]
+
 REDIS_URL = os.environ.get("WALLET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 StoreFactory = Callable[[], Store]

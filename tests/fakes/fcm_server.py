@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.fakes.loopback import LoopbackServer
+from tests.pii_guard import sensitive
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Google documents the grant assertion's `aud` as always this URL, and google-auth 2.x sends it
@@ -190,7 +191,7 @@ class FakeFcmServer(LoopbackServer):
         return {
             "type": "service_account",
             "project_id": project_id,
-            "private_key_id": secrets.token_hex(20),
+            "private_key_id": sensitive(secrets.token_hex(20), "private key id"),
             "private_key": pem,
             "client_email": email,
             "client_id": str(secrets.randbelow(10**20)),
@@ -254,7 +255,7 @@ class FakeFcmServer(LoopbackServer):
         scope = claims.get("scope", "")
         if not FCM_SCOPES & set(scope.split()):
             return refuse("scope does not allow FCM", email, scope)
-        access = "ya29.fake-" + secrets.token_urlsafe(24)
+        access = sensitive("ya29.fake-" + secrets.token_urlsafe(24), "access token")
         with self._lock:
             self._tokens[access] = _AccessToken(email, account.project_id, time.time() + self.token_ttl)
         self.token_requests.append(TokenRequest(email, scope, time.time(), 200))

@@ -47,6 +47,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.fakes.loopback import LoopbackServer
+from tests.pii_guard import sensitive
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 WALLET_SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
@@ -88,7 +89,7 @@ def make_service_account(
     return {
         "type": "service_account",
         "project_id": project_id,
-        "private_key_id": secrets.token_hex(20),
+        "private_key_id": sensitive(secrets.token_hex(20), "private key id"),
         "private_key": pem,
         "client_email": email,
         "client_id": str(secrets.randbelow(10**20)),
@@ -317,7 +318,7 @@ class FakeGoogleWalletServer(LoopbackServer):
         scope = claims.get("scope", "")
         if not isinstance(scope, str) or WALLET_SCOPE not in scope.split():
             return refuse("scope does not allow Google Wallet", email, str(scope), claims.get("aud"))
-        access = "ya29.fake-wallet-" + secrets.token_urlsafe(24)
+        access = sensitive("ya29.fake-wallet-" + secrets.token_urlsafe(24), "access token")
         with self._lock:
             self._tokens[access] = _AccessToken(email, time.time() + self.token_ttl)
         self.token_requests.append(TokenRequest(email, scope, claims.get("aud"), 200, time.time()))

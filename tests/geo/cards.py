@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cards.model import Card, Member
+from tests.pii_guard import sensitive_card
 
 
 def card(**changes: object) -> Card:
@@ -16,4 +17,4 @@ def card(**changes: object) -> Card:
         balance=250,
         tier="gold",
     )
-    return base.with_changes(**changes)
+    return sensitive_card(base.with_changes(**changes))

@@ -17,6 +17,7 @@ from passes.apple.pki import ensure_dev_pki
 from passes.apple.pkpass import PassFactory
 from passes.apple.signing import Signer
 from passes.programs import Program, load_programs
+from tests.pii_guard import sensitive_card
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "pass_templates"
@@ -78,7 +79,7 @@ def make_card() -> Callable[..., Card]:
             expiring_date="2027-03-31",
             last_message="Покупка: +62 балла",
         )
-        return base.with_changes(**changes)
+        return sensitive_card(base.with_changes(**changes))
 
     return make
 

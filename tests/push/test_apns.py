@@ -24,9 +24,10 @@ from push.channels.apns.sender import ApnsChannel, map_apns_response
 from push.channels.base import PassPush
 from push.results import PushResult
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
+from tests.pii_guard import sensitive
 from tests.push.conftest import APP_TOPIC, PASS_TYPE_ID, TEAM_ID, Pki, make_cert_sender
 
-TOKEN = "ab" * 32
+TOKEN = sensitive("ab" * 32, "push token")
 OTHER = "cd" * 32
 
 

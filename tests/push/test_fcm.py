@@ -10,8 +10,9 @@ from pathlib import Path
 from push.channels.fcm import FcmChannel, map_fcm_response, parse_retry_after
 from push.results import PushResult
 from tests.fakes.fcm_server import FakeFcmServer, FcmReply
+from tests.pii_guard import sensitive
 
-TOKEN = "fcm-token-1"
+TOKEN = sensitive("fcm-token-1", "push token")
 
 
 async def test_success_sends_one_message_with_notification_and_string_data(

@@ -22,6 +22,7 @@ from push.clients import APPLE, PASSWALLET, WALLETPASSES, WALLETUNION_FCM
 from push.results import PushResult
 from store.port import Store
 from tests.fakes.relay_server import FakeRelayServer, Reply
+from tests.pii_guard import sensitive
 from tests.push.conftest import PASS_TYPE_ID
 from tests.push.test_worker import NOW, change, make_worker, registered_card
 
@@ -29,7 +30,7 @@ KEYS = {"walletunion": "wu-key", "pass2u": "p2u-key", "passhub": "ph-key", "wall
 
 
 def fcm_token(i: int) -> str:
-    return f"fcm{i:04d}:" + "A" * 140
+    return sensitive(f"fcm{i:04d}:" + "A" * 140, "push token")
 
 
 @pytest.fixture

@@ -22,10 +22,11 @@ from push.worker import APPLE, Worker
 from store.port import NewEntry, Store
 from tests.fakes.apns_server import ApnsReply, FakeApnsServer
 from tests.fakes.fcm_server import FakeFcmServer, FcmReply
+from tests.pii_guard import sensitive, sensitive_card
 from tests.push.conftest import PASS_TYPE_ID
 
 NOW = time.time()
-TOKENS = ["a1" * 32, "b2" * 32, "c3" * 32]
+TOKENS = [sensitive(t, "push token") for t in ("a1" * 32, "b2" * 32, "c3" * 32)]
 
 
 def make_worker(store: Store, channel: Channel, **kwargs: Any) -> Worker:
@@ -50,7 +51,7 @@ async def issue_card(store: Store, n: int = 1) -> Card:
         auth_token="x" * 32,
         member=Member("Member"),
     )
-    stored, _ = await store.create_card(card)
+    stored, _ = await store.create_card(sensitive_card(card))
     return stored
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from push import clients
+from tests.pii_guard import sensitive
 from tests.web.iphone import SimulatedIPhone, WalletPass
 
 _URL_SAFE = string.ascii_letters + string.digits + "-_"
@@ -23,11 +24,11 @@ def fcm_token() -> str:
     """The shape of an FCM registration token: `<22 chars>:APA91b<140 url-safe chars>`."""
     head = "".join(secrets.choice(_URL_SAFE) for _ in range(22))
     tail = "".join(secrets.choice(_URL_SAFE) for _ in range(140))
-    return f"{head}:APA91b{tail}"
+    return sensitive(f"{head}:APA91b{tail}", "push token")
 
 
 def apns_token() -> str:
-    return uuid.uuid4().hex + uuid.uuid4().hex
+    return sensitive(uuid.uuid4().hex + uuid.uuid4().hex, "push token")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import pytest
 from ledger.signature import sign
 from passes.apple.pki import ensure_dev_pki
 from tests.conftest import REDIS_URL, delete_prefix
+from tests.pii_guard import sensitive
 from tests.web.apns_thread import ThreadedApns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,12 @@ PASS_TYPE_ID = "pass.test.wallet.loyalty"
 TEAM_ID = "TESTTEAM01"
 KEYS = {"issuer": "issuer-key-" + "i" * 24, "marketing": "marketing-key-" + "m" * 24, "admin": "admin-key-" + "a" * 24}
 LEDGER_SECRET = "ledger-secret-" + "l" * 24
+for _key in KEYS.values():
+    sensitive(_key, "api key")
+sensitive(LEDGER_SECRET, "ledger secret")
+ISSUED_MEMBER = {"name": "Анна Петрова", "phone": "+79001234567"}  # LiveServer.issue's member
+sensitive(ISSUED_MEMBER["name"], "name")
+sensitive(ISSUED_MEMBER["phone"], "phone")
 REDIS_TEST_URL = REDIS_URL
 
 
@@ -92,6 +99,9 @@ def service_env(certs: Path, db_url: str, port: int, **extra: str) -> dict[str, 
         }
     )
     env.update(extra)
+    for name, value in env.items():  # the secrets a test passes (relay keys, link and session secrets, ...)
+        if name.startswith("WALLET_") and name.endswith(("_SECRET", "_PASSWORD", "_KEY")):
+            sensitive(value, name.removeprefix("WALLET_").lower().replace("_", " "))
     return env
 
 
@@ -183,13 +193,16 @@ class LiveServer:
         body = {
             "program": "coffee",
             "account": account,
-            "member": {"name": "Анна Петрова", "phone": "+79001234567"},
+            "member": dict(ISSUED_MEMBER),
             "locale": "ru",
             **fields,
         }
         response = self.api().post("/v1/cards", json=body)
         assert response.status_code in (200, 201), response.text
-        return response.json()
+        issued = response.json()
+        sensitive(issued.get("card"), "card number")
+        sensitive(issued.get("app_token"), "app token")
+        return issued
 
     def close(self) -> None:
         for client in self.clients:

@@ -10,10 +10,16 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tests.pii_guard import sensitive
+
 
 def read_pass_json(pkpass: bytes) -> dict:
     with zipfile.ZipFile(io.BytesIO(pkpass)) as archive:
-        return json.loads(archive.read("pass.json"))
+        info = json.loads(archive.read("pass.json"))
+    sensitive(info.get("authenticationToken"), "auth token")
+    for barcode in info.get("barcodes") or [info.get("barcode") or {}]:
+        sensitive(barcode.get("message"), "card number")
+    return info
 
 
 @dataclass
@@ -49,6 +55,9 @@ class SimulatedIPhone:
     push_token: str
     passes: dict[str, WalletPass] = field(default_factory=dict)
     last_updated: str | None = None
+
+    def __post_init__(self) -> None:
+        sensitive(self.push_token, "push token")
 
     def add_pass(self, pkpass: bytes, last_modified: str | None = None) -> str:
         serial = read_pass_json(pkpass)["serialNumber"]

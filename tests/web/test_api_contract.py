@@ -11,6 +11,7 @@ import pytest
 
 from cards.numbers import luhn_valid
 from ledger.signature import sign
+from tests.pii_guard import sensitive
 from tests.web.conftest import KEYS, LEDGER_SECRET, PASS_TYPE_ID, LiveServer
 
 
@@ -28,6 +29,9 @@ def card_body(account: str, **overrides) -> dict:
         "locale": "ru",
     }
     body.update(overrides)
+    member = body.get("member")
+    for kind, value in member.items() if isinstance(member, dict) else ():
+        sensitive(value, kind)
     return body
 
 

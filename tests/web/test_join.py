@@ -19,6 +19,7 @@ from cards.model import Card
 from store.factory import open_store
 from store.port import Consent
 from tests.fakes.webhook_server import FakeWebhookServer
+from tests.pii_guard import sensitive
 from tests.web.conftest import LiveServer
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -41,6 +42,8 @@ def form_token(client: httpx.Client, path: str = "/join/coffee") -> str:
 
 def join(client: httpx.Client, **fields: str) -> httpx.Response:
     data = {"csrf": form_token(client), "lang": "ru", "name": "Анна", "terms": "yes", **fields}
+    for kind in ("name", "phone", "email"):
+        sensitive(data.get(kind), kind)
     return client.post("/join/coffee", data=data)
 
 
