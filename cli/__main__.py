@@ -52,11 +52,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from push.worker import Worker
     from service.push import run_standalone_worker
 
     configure_logging()
     prepared = prepare_or_exit()
-    return asyncio.run(run_standalone_worker(prepared.settings))
+    settings = prepared.settings
+    port = settings.worker_metrics_port
+
+    def serve_metrics(worker: Worker) -> None:
+        # each worker process has its own counters: Prometheus scrapes every process (README "Metrics")
+        from prometheus_client import start_http_server
+
+        from web.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.watch_worker(worker)
+        start_http_server(port or 0, addr=settings.host, registry=metrics.registry)
+
+    return asyncio.run(run_standalone_worker(settings, serve_metrics if port else None))
 
 
 def cmd_pki(args: argparse.Namespace) -> int:

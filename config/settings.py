@@ -70,6 +70,14 @@ class Settings:
     max_devices_per_pass: int = 10
     # connections (and tasks) the web process serves at once; beyond, uvicorn answers 503
     max_connections: int = 1000
+    # retention (service/retention.py): accepted ledger event ids are remembered this long (longer
+    # than the ledger's retry window), dead letters kept at most, report facts kept this many days
+    idempotency_days: int = 35
+    # a standalone worker (`cli worker`) serves its own /metrics on this port; None: it serves none
+    worker_metrics_port: int | None = None
+    dead_letters_kept: int = 100_000
+    report_days: int = 400
+    job_days: int = 90  # finished geo and import jobs
     # PassKit registrations per pass ("<count>/<second|minute|hour|day>"), see web/ratelimit.py
     passkit_register_rate: str = "20/minute"
     # requests per client address to the public pages (/join, /activate, /c, the .pkpass links), see web/ratelimit.py
@@ -285,6 +293,16 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     )
     max_devices = _bounded("WALLET_MAX_DEVICES_PER_PASS", get("WALLET_MAX_DEVICES_PER_PASS", "10"), 1, 1000, problems)
     max_connections = _bounded("WALLET_MAX_CONNECTIONS", get("WALLET_MAX_CONNECTIONS", "1000"), 1, 100_000, problems)
+    idempotency_days = _bounded("WALLET_IDEMPOTENCY_DAYS", get("WALLET_IDEMPOTENCY_DAYS", "35"), 1, 3650, problems)
+    dead_letters_kept = _bounded(
+        "WALLET_DEAD_LETTERS_KEPT", get("WALLET_DEAD_LETTERS_KEPT", "100000"), 1, 10_000_000, problems
+    )
+    report_days = _bounded("WALLET_REPORT_DAYS", get("WALLET_REPORT_DAYS", "400"), 1, 3650, problems)
+    job_days = _bounded("WALLET_JOB_DAYS", get("WALLET_JOB_DAYS", "90"), 1, 3650, problems)
+    metrics_port_text = get("WALLET_WORKER_METRICS_PORT", "")
+    worker_metrics_port = (
+        _bounded("WALLET_WORKER_METRICS_PORT", metrics_port_text, 1, 65535, problems) if metrics_port_text else None
+    )
     register_rate = get("WALLET_RATE_PASSKIT_REGISTER", "20/minute")
     if not _RATE_RE.fullmatch(register_rate):
         problems.append("WALLET_RATE_PASSKIT_REGISTER must look like 20/minute (per second, minute, hour or day)")
@@ -339,6 +357,11 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         worker_concurrency=worker_concurrency,
         max_devices_per_pass=max_devices,
         max_connections=max_connections,
+        idempotency_days=idempotency_days,
+        worker_metrics_port=worker_metrics_port,
+        dead_letters_kept=dead_letters_kept,
+        report_days=report_days,
+        job_days=job_days,
         passkit_register_rate=register_rate,
         pages_rate=pages_rate,
         passkit_rate=passkit_rate,

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from push.batch import Batch, EntryState
-from push.kinds import app_alert, enroll_webhook, google_object, google_voucher, pass_update
+from push.kinds import app_alert, enroll_webhook, google_object, google_voucher, pass_update, pass_void
 from push.kinds.app_alert import AppAlert
 from push.kinds.base import Message, MessageError
 from push.kinds.enroll_webhook import EnrollWebhook
 from push.kinds.google_object import GoogleObject
 from push.kinds.google_voucher import GoogleVoucher
 from push.kinds.pass_update import PassUpdate
+from push.kinds.pass_void import PassVoid
 from store.port import NewEntry
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Message",
     "MessageError",
     "PassUpdate",
+    "PassVoid",
     "decode",
     "entry",
 ]
@@ -46,6 +48,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     PassUpdate.KIND: Kind(PassUpdate.from_fields, pass_update.handle),
+    PassVoid.KIND: Kind(PassVoid.from_fields, pass_void.handle),
     AppAlert.KIND: Kind(AppAlert.from_fields, app_alert.handle),
     GoogleObject.KIND: Kind(GoogleObject.from_fields, google_object.handle),
     GoogleVoucher.KIND: Kind(GoogleVoucher.from_fields, google_voucher.handle),

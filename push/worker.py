@@ -39,7 +39,7 @@ from push.channels.base import Channel, Channels
 from push.clients import APPLE
 from push.messages import KINDS, Message, MessageError, decode
 from push.results import PushResult
-from store.port import OutboxEntry, Store
+from store.port import DEAD_LETTERS_KEPT, OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ class Worker:
         wakeup: asyncio.Event | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        dead_letters_kept: int = DEAD_LETTERS_KEPT,
     ) -> None:
         self.store = store
+        self.dead_letters_kept = dead_letters_kept
         self.channels = channels
         self.consumer = consumer
         self.batch = batch
@@ -230,7 +232,7 @@ class Worker:
         self.counters["retried"] += 1
 
     async def _dead(self, entry: OutboxEntry, error: str, now: float) -> None:
-        await self.store.dead_letter(entry, error, now)
+        await self.store.dead_letter(entry, error, now, self.dead_letters_kept)
         self.counters["dead"] += 1
         log.warning("push %s %s dead-lettered: %s", entry.kind, entry.id, error)
         await self.store.record_push(

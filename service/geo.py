@@ -45,7 +45,7 @@ from geo.nearest import NearestIndex
 from passes.apple.voucher_json import offer_data
 from passes.programs import Program
 from push.kinds.google_voucher import voucher_entries
-from store.port import CardUpdate, Fanout, GeoChanged, GeoJob, JobStep, NewEntry, Store, Voucher
+from store.port import CardUpdate, Fanout, GeoChanged, GeoJob, JobStep, NewEntry, Store, Voucher, fixed_fanout
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +176,6 @@ class GeoService:
                 return None
             card = latest
         raise GeoChanged("campaigns kept changing while a ping was stored")
-
-
-def _fixed(entries: Sequence[NewEntry]) -> Fanout:
-    """A voucher's fanout: its own work whatever the store hands it (the voucher or its card)."""
-
-    def fanout(_card: Card) -> Sequence[NewEntry]:
-        return entries
-
-    return fanout
 
 
 def offer_voucher(parent: Voucher, card: Card, area: tuple[float, float] | None, now: float) -> Voucher:
@@ -370,7 +361,9 @@ class GeoRunner:
                 if not in_segment(card, segment, program, today):
                     continue
                 child = offer_voucher(parent, card, member_area(card, program), now)
-                _, created = await self.store.create_voucher(child, now, _fixed(self.voucher_fanout(child.serial)))
+                _, created = await self.store.create_voucher(
+                    child, now, fixed_fanout(self.voucher_fanout(child.serial))
+                )
                 made += created
             if made and self.outbox_wakeup is not None:
                 self.outbox_wakeup.set()

@@ -43,7 +43,8 @@ def render_for(settings: Settings, programs: Mapping[str, Program]) -> Render:
         page = f"{settings.public_url}/c/{card.serial}?{sign_link(settings.link_secret, 'page', card.serial, expires)}"
         # the same stores as the Apple pass (geo/evaluate.py); Google has no per-point text or radius
         points = [Location(lat, lon) for lat, lon, _, _ in card.locations]
-        body = loyalty_object(program, card, issuer, page_url=page, locations=points)
+        state = "INACTIVE" if card.erased_at else "ACTIVE"  # an erased member's object is void
+        body = loyalty_object(program, card, issuer, page_url=page, locations=points, state=state)
         return body, loyalty_class(program, issuer, card.tier, **_class_urls(settings, program))
 
     return render

@@ -254,7 +254,7 @@ def card_for(row: Mapping[str, Any], program: Program, now: float) -> Card:
         serial=new_serial(),
         auth_token=new_auth_token(),
         app_token=new_app_token(),
-        member=Member(name=row["name"], phone=row.get("phone"), email=row.get("email")),
+        member=Member(name=row.get("name") or "", phone=row.get("phone"), email=row.get("email")),
         locale=row["locale"],
         balance=int(row["balance"]),
         tier=row["tier"],

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -44,6 +44,7 @@ from service.geo import GeoService, build_runner
 from service.google import ensure_classes, google_channel
 from service.imports import ImportRunner
 from service.ledger import LedgerIntake
+from service.retention import Retention
 from store.factory import open_store
 from store.port import Store, Voucher
 
@@ -202,9 +203,22 @@ def build_worker(
         channels=build_channels(settings, store, programs),
         consumer=consumer_name(),
         lease_seconds=settings.worker_lease_seconds,
-        concurrency=settings.worker_concurrency,
+        concurrency=worker_concurrency(settings),
         wakeup=wakeup,
+        dead_letters_kept=settings.dead_letters_kept,
     )
+
+
+# Pushes one worker holds at once: an entry expands to up to WALLET_MAX_DEVICES_PER_PASS pushes, each a
+# few KB while it waits (bench/memory.py: ~120 MB of RSS at 10 000). Beyond it memory grows and slow
+# answers time out into duplicate pushes, so entries in flight are capped to keep within it.
+PUSHES_IN_FLIGHT = 10_000
+
+
+def worker_concurrency(settings: Settings) -> int:
+    """Entries in flight: WALLET_WORKER_CONCURRENCY, lowered so that entries x devices per pass stays
+    within PUSHES_IN_FLIGHT (the defaults, 1000 x 10, are exactly that)."""
+    return max(1, min(settings.worker_concurrency, PUSHES_IN_FLIGHT // settings.max_devices_per_pass))
 
 
 async def run_worker(
@@ -213,22 +227,26 @@ async def run_worker(
     """Deliver until `stop`, then close the worker's channels. With settings and programs, the
     Google Wallet classes are ensured beside it (inserted, or patched when the template changed):
     a slow or unreachable Google must not hold back the other channels' pushes."""
-    ensuring: asyncio.Task[int] | None = None
+    side: list[asyncio.Task[Any]] = []
     google = worker.channels.get(GOOGLE, ANY)
     if isinstance(google, GoogleWalletChannel) and settings is not None and programs is not None:
-        ensuring = asyncio.create_task(ensure_classes(google, settings, programs), name="google-classes")
+        side.append(asyncio.create_task(ensure_classes(google, settings, programs), name="google-classes"))
+    if settings is not None:
+        # every worker sweeps: the sweeps are bounded batches and idempotent, so several never clash
+        side.append(asyncio.create_task(Retention(worker.store, settings).run_forever(stop), name="retention"))
     try:
         await worker.run_forever(stop)
     finally:
-        if ensuring is not None:
-            ensuring.cancel()
+        for task in side:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ensuring
+                await task
         await worker.close()
 
 
-async def run_standalone_worker(settings: Settings) -> int:
-    """`python -m cli worker`: the worker as a process of its own, until SIGINT/SIGTERM."""
+async def run_standalone_worker(settings: Settings, on_worker: Callable[[Worker], None] | None = None) -> int:
+    """`python -m cli worker`: the worker as a process of its own, until SIGINT/SIGTERM. `on_worker`
+    sees the worker before it starts (the CLI serves its metrics with it)."""
     store = await open_store(settings.database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -236,6 +254,8 @@ async def run_standalone_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     programs = load_programs(settings.templates_dir)
     worker = build_worker(settings, store, programs=programs)
+    if on_worker is not None:
+        on_worker(worker)
     log.info(
         "push worker %s started (%s)", worker.consumer, "dry run" if settings.push_dry_run else settings.apns_endpoint
     )

@@ -20,7 +20,8 @@ from geo.campaigns import render
 from push.clients import APNS_TOKEN_PATTERN, RELAY_TOKEN_PATTERN
 from push.messages import AppAlert, entry
 from service.geo import utc_today
-from store.port import AlertRecord, AppToken
+from service.reports import ALERT_DECISIONS
+from store.port import FACT_ALERTS, AlertRecord, AppToken
 from web.auth import constant_time_equal
 from web.body import read_json_object
 from web.errors import ApiError
@@ -143,6 +144,10 @@ async def geo_ping(request: Request) -> Response:
         assert near is not None
         await store.enqueue([entry(alert) for alert in _alerts(services, card, near, tokens)], now)
         services.outbox_wakeup.set()
+    if near is not None:
+        # the campaign report's alert columns (service/reports.py); after the alert is queued, so a
+        # failure here costs a count, never the alert
+        await store.add_facts(FACT_ALERTS, [(card.program, near.campaign.id, ALERT_DECISIONS[result])], now)
     log.info("geo ping of card *%s: %s", last4(card.number), result)
     return _answer(result, near)
 

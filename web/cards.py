@@ -104,8 +104,11 @@ def links_for(services: Services, card: Card, now: float) -> dict[str, str]:
     return links
 
 
-def card_state(services: Services, card: Card, devices: Mapping[str, int], now: float) -> dict[str, Any]:
-    """The card as GET /v1/cards answers it; `devices`: registered devices per app (push/clients.py)."""
+def card_state(
+    services: Services, card: Card, devices: Mapping[str, int], now: float, current: int = 0
+) -> dict[str, Any]:
+    """The card as GET /v1/cards answers it; `devices`: registered devices per app (push/clients.py);
+    `current`: how many of them were pushed the card's latest change."""
     expiring = None
     if card.expiring_points:
         expiring = {"points": card.expiring_points, "date": card.expiring_date}
@@ -124,6 +127,7 @@ def card_state(services: Services, card: Card, devices: Mapping[str, int], now: 
         "version": card.version,
         "devices": sum(devices.values()),
         "devices_by_client": dict(sorted(devices.items())),
+        "devices_current": current,
         "created_at": iso(card.created_at),
         "updated_at": iso(card.modified_at),
         "links": links_for(services, card, now),
@@ -200,7 +204,10 @@ async def get_card(request: Request) -> Response:
     if card is None:
         raise ApiError(404, "unknown_card", "no such card")
     devices = await services.store.count_registrations_by_client(card.serial)
-    return JSONResponse(card_state(services, card, devices, time.time()))
+    # "did this card's update reach its phones?": devices told of its current tag (or a newer one)
+    targets = (await services.store.pass_targets([(services.settings.pass_type_id, card.serial)])).values()
+    current = sum(1 for target in targets for d in target.devices if d.pushed_tag >= card.tag)
+    return JSONResponse(card_state(services, card, devices, time.time(), current))
 
 
 async def render_pass(services: Services, card: Card) -> RenderedPass:

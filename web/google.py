@@ -42,7 +42,7 @@ from web.body import read_body
 from web.errors import ApiError
 from web.ratelimit import check_rule, client_address
 from web.schemas import Schema
-from web.services import services_of
+from web.services import Services, services_of
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,9 @@ async def google_callback(request: Request) -> JSONResponse:
     except CallbackRejected as exc:
         raise _refused(request, exc) from None
 
+    program, tier = await _install_of(services, google.issuer_id, callback.object_id)
     recorded = await services.store.record_google_callback(
-        callback.nonce, callback.object_id, callback.event, time.time()
+        callback.nonce, callback.object_id, callback.event, time.time(), program=program, tier=tier
     )
     result = "recorded" if recorded else "duplicate"
     _count(request, result)
@@ -291,3 +292,17 @@ CALLBACK_RESULT = Schema(
         "required": ["result", "event"],
     },
 )
+
+
+async def _install_of(services: Services, issuer_id: str, object_id: str) -> tuple[str, str]:
+    """(program, tier) the install reports count a callback's object under: its card's, or its voucher's
+    program and kind; ("", "") for an object this service does not know (still recorded)."""
+    prefix = f"{issuer_id}."
+    serial = object_id[len(prefix) :] if object_id.startswith(prefix) else ""
+    if not serial:
+        return "", ""
+    card = await services.store.get_card_by_serial(serial)
+    if card is not None:
+        return card.program, card.tier
+    voucher = await services.store.get_voucher_by_serial(serial)
+    return (voucher.program, voucher.kind) if voucher is not None else ("", "")

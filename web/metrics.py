@@ -80,11 +80,13 @@ class _ScrapeGauges(Collector):
 
     def __init__(self) -> None:
         self.outbox_pending: float | None = None  # None: the store did not answer
+        self.outbox_oldest_age: float | None = None  # seconds the oldest entry has waited (0: empty)
         self.certificate_days: Mapping[str, int] = {}
 
     def describe(self) -> Iterable[Metric]:
         return [
             GaugeMetricFamily("wallet_outbox_pending", ""),
+            GaugeMetricFamily("wallet_outbox_oldest_age_seconds", ""),
             GaugeMetricFamily("wallet_certificate_days_to_expiry", "", labels=["certificate"]),
         ]
 
@@ -96,6 +98,14 @@ class _ScrapeGauges(Collector):
                     "wallet_outbox_pending",
                     "Outbox entries not yet acknowledged or dead-lettered (the store's, all processes')",
                     value=self.outbox_pending,
+                )
+            )
+        if self.outbox_oldest_age is not None:
+            found.append(
+                GaugeMetricFamily(
+                    "wallet_outbox_oldest_age_seconds",
+                    "How long the oldest outbox entry has waited (0 when the outbox is empty)",
+                    value=self.outbox_oldest_age,
                 )
             )
         days = GaugeMetricFamily(
@@ -175,9 +185,12 @@ class Metrics:
 
         worker.observe_latency = observe
 
-    def scraped(self, outbox_pending: float | None, certificate_days: Mapping[str, int]) -> None:
+    def scraped(
+        self, outbox_pending: float | None, certificate_days: Mapping[str, int], outbox_oldest_age: float | None = None
+    ) -> None:
         """The values read for this scrape (None: the store did not answer, the gauge is left out)."""
         self._scrape.outbox_pending = outbox_pending
+        self._scrape.outbox_oldest_age = outbox_oldest_age
         self._scrape.certificate_days = dict(certificate_days)
 
     def render_bytes(self) -> bytes:

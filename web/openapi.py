@@ -16,7 +16,7 @@ from starlette.convertors import Convertor, FloatConvertor, IntegerConvertor, UU
 from starlette.routing import BaseRoute, Mount, Route
 
 from passes.programs import Program
-from web.routing import ERROR_CODES, SECURITY_SCHEMES, ApiRoute, Model, Operation, Param, Reply
+from web.routing import ERROR_CODES, ERROR_HEADERS, SECURITY_SCHEMES, ApiRoute, Model, Operation, Param, Reply
 from web.validation import Choices
 
 TITLE = "Wallet pass and push service"
@@ -182,6 +182,8 @@ class _Builder:
             elif reply.media_type.startswith("text/"):
                 media["schema"] = {"type": "string"}
             result["content"] = {reply.media_type: media}
+            for other in reply.also:
+                result["content"][other] = {"schema": {"type": "string"}}
         if reply.headers:
             result["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}} for name, text in reply.headers.items()
@@ -204,7 +206,8 @@ class _Builder:
 
 
 def _error_reply(codes: Sequence[str]) -> dict[str, Any]:
-    return {
+    headers = {name: text for code in codes for name, text in ERROR_HEADERS.get(code, {}).items()}
+    reply: dict[str, Any] = {
         "description": "; ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes),
         "content": {
             "application/json": {
@@ -217,3 +220,14 @@ def _error_reply(codes: Sequence[str]) -> dict[str, Any]:
             }
         },
     }
+    if headers:
+        reply["headers"] = {
+            name: {
+                "description": text,
+                # required when every code of this status carries it
+                "required": all(name in ERROR_HEADERS.get(code, {}) for code in codes),
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+            for name, text in headers.items()
+        }
+    return reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from starlette.requests import Request
@@ -45,12 +46,15 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """This process's registry (web/metrics.py), with the outbox depth and certificate days read now."""
     services: Services = request.app.state.services
+    age: float | None = None
     try:
         pending: float | None = float(await services.store.outbox_size())
-    except Exception:  # the store is down: the gauge is left out, the rest still answers
+        oldest = await services.store.outbox_oldest()
+        age = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+    except Exception:  # the store is down: the gauges are left out, the rest still answers
         pending = None
     report = await services.certs.current()
-    services.metrics.scraped(pending, report.expiry)
+    services.metrics.scraped(pending, report.expiry, age)
     return Response(services.metrics.render_bytes(), media_type=CONTENT_TYPE)
 
 

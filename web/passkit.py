@@ -164,6 +164,9 @@ async def _register(request: Request, *, attido: bool) -> Response:
     client = clients.classify(_scheme(request)[0], request.headers.get("x-pass-client"), attido)
     card = await _limited_card(request, pass_type, serial, word_ok=client is not None)
     assert client is not None  # authorized implies a known word
+    if isinstance(card, Card) and card.erased_at:
+        # an erased member's pass is void: no push token of theirs is kept again
+        raise ApiError(401, "unauthorized", "this pass is void")
     services = _services(request)
     body = await read_json_object(request)
     push_token = body.get("pushToken")
@@ -180,6 +183,9 @@ async def _register(request: Request, *, attido: bool) -> Response:
         client=client,
         push_service_url=service_url,
         max_devices=services.settings.max_devices_per_pass,
+        # what the install reports count it under (GET /v1/reports/installs)
+        program=card.program,
+        tier=card.tier if isinstance(card, Card) else card.kind,
     )
     services.metrics.inc(
         "wallet_registrations_total",
@@ -202,7 +208,7 @@ async def unregister_attido(request: Request) -> Response:
 async def _unregister(request: Request) -> Response:
     device, pass_type, serial = _registration_path(request)
     card = await _limited_card(request, pass_type, serial, word_ok=_known_word(request))
-    await _services(request).store.unregister_device(device, pass_type, card.serial)
+    await _services(request).store.unregister_device(device, pass_type, card.serial, time.time())
     return Response(status_code=200)
 
 

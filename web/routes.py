@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from xstatic.pkg import leaflet
 
 from cards.bounds import POINTS_MAX
 from service import imports as service_imports
+from service import reports as service_reports
 from web import (
     admin,
     apps,
@@ -17,9 +21,11 @@ from web import (
     cards,
     imports,
     ledger,
+    members,
     messages,
     ops,
     passkit,
+    reports,
     schemas,
     stores,
     vouchers,
@@ -61,6 +67,9 @@ _PASS_TYPE = Param(
 )
 _SERIAL_NUMBER = Param("serialNumber", {"pattern": passkit.SERIAL_RE.pattern}, "path")
 _INVALID_PATH = {400: ("invalid_path",)}
+# the JSON 429 of the rate-limited public routes (web/ratelimit.py), with Retry-After
+_RATE_LIMITED = {429: ("rate_limited",)}
+_PASSKIT_ERRORS = {**_INVALID_PATH, **_RATE_LIMITED}
 
 _SIGNED_LINK = (
     Param("exp", {"type": "string", "pattern": "^[0-9]+$"}, required=True, description="expiry, unix seconds"),
@@ -85,10 +94,42 @@ _LIMIT = (
 )
 _ADMIN = bearer("admin")
 _ADMIN_ERRORS = {400: ("invalid_query",)}
+_MEMBER_CARD = Param("card", {"pattern": "^[0-9]{16}$"}, "path", description="the 16-digit card number")
 _MARKETING = bearer("marketing")
 _STORE_ID = Param("id", {"pattern": stores.ID_RE.pattern}, "path", description="the store's id, chosen by the caller")
 _CAMPAIGN_ID = Param("id", {"pattern": campaigns.ID_RE.pattern}, "path", description="the campaign's id")
 _CAMPAIGN_ERRORS = {400: ("invalid_path",), 404: ("unknown_campaign",)}
+_REPORT_PARAMS = (
+    Param("from", {"type": "string", "format": "date"}, description="the first UTC day (YYYY-MM-DD)"),
+    Param("to", {"type": "string", "format": "date"}, description="the last UTC day (YYYY-MM-DD); today by default"),
+    Param("format", {"enum": ["json", "csv"], "default": "json"}, description="csv: the same rows as CSV"),
+)
+_REPORT_DESCRIPTION = (
+    f" Without `from`, the {service_reports.DEFAULT_DAYS} days up to `to`; `to` not before `from`, at most "
+    f"{service_reports.MAX_DAYS} days. "
+    "`?format=csv`: a header row, then the rows' fields in the JSON order (true/false for booleans)."
+)
+
+
+def _report_route(
+    path: str, endpoint: Callable[..., Any], summary: str, reply: Reply, description: str, program: Param | None = None
+) -> ApiRoute:
+    """GET /v1/reports/*: marketing (and admin), JSON or CSV, over a period of UTC days."""
+    return ApiRoute(
+        path,
+        endpoint,
+        method="GET",
+        operation=Operation(
+            summary,
+            {200: reply},
+            description=description + _REPORT_DESCRIPTION,
+            security=_MARKETING,
+            params=((program,) if program is not None else ()) + _REPORT_PARAMS,
+            errors={400: ("invalid_query", "unknown_program") if program is not None else ("invalid_query",)},
+        ),
+    )
+
+
 _VOUCHER_ID = Param("id", {"pattern": vouchers.ID_RE.pattern}, "path", description="the ledger's id")
 
 API_ROUTES: list[ApiRoute] = [
@@ -131,7 +172,7 @@ API_ROUTES: list[ApiRoute] = [
                 )
             },
             params=_SIGNED_LINK,
-            errors=_LINK_ERRORS,
+            errors={**_LINK_ERRORS, **_RATE_LIMITED},
         ),
     ),
     ApiRoute(
@@ -146,6 +187,7 @@ API_ROUTES: list[ApiRoute] = [
                     "a page saying the link is invalid or has expired (an unknown serial looks the same)",
                     media_type="text/html",
                 ),
+                429: _PAGE_RATE_LIMITED,
             },
             description="Balance, tier in its colours, points to the next tier, expiring points, last operation and "
             "the card's notice; the wallet buttons that fit the browser (iOS: Apple Wallet; Android: Google Wallet "
@@ -354,7 +396,7 @@ API_ROUTES: list[ApiRoute] = [
             body_errors=("invalid_field",),
             security=APPLE_PASS,
             params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -366,7 +408,7 @@ API_ROUTES: list[ApiRoute] = [
             {200: Reply("unregistered", media_type=None)},
             security=APPLE_PASS,
             params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -385,7 +427,7 @@ API_ROUTES: list[ApiRoute] = [
             body_errors=("invalid_field",),
             security=APPLE_PASS,
             params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -397,7 +439,7 @@ API_ROUTES: list[ApiRoute] = [
             {200: Reply("unregistered", media_type=None)},
             security=APPLE_PASS,
             params=(_DEVICE, _PASS_TYPE, _SERIAL_NUMBER),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -416,7 +458,7 @@ API_ROUTES: list[ApiRoute] = [
                     description="a lastUpdated tag; without it every pass is listed",
                 ),
             ),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -435,7 +477,7 @@ API_ROUTES: list[ApiRoute] = [
             },
             security=APPLE_PASS,
             params=(_PASS_TYPE, _SERIAL_NUMBER, Param("If-Modified-Since", {"type": "string"}, "header")),
-            errors=_INVALID_PATH,
+            errors=_PASSKIT_ERRORS,
         ),
     ),
     ApiRoute(
@@ -447,6 +489,7 @@ API_ROUTES: list[ApiRoute] = [
             {200: Reply("kept", media_type=None)},
             body=schemas.DEVICE_LOG,
             body_errors=("invalid_field",),
+            errors=_RATE_LIMITED,
         ),
     ),
     ApiRoute(
@@ -465,6 +508,7 @@ API_ROUTES: list[ApiRoute] = [
             errors={
                 401: (UNVERIFIED_CALLBACK,),
                 404: (GOOGLE_WALLET_OFF,),
+                **_RATE_LIMITED,
                 503: (KEYS_UNAVAILABLE,),
             },
         ),
@@ -501,8 +545,60 @@ API_ROUTES: list[ApiRoute] = [
             "Pushes that failed for good, newest first",
             {200: Reply("dead letters", schemas.DEAD_LETTERS)},
             security=_ADMIN,
-            params=_LIMIT,
+            params=(*_LIMIT, Param("before", {"type": "string"}, description="only dead letters older than this id")),
             errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/admin/dead-letters/requeue",
+        admin.requeue_dead_letters,
+        method="POST",
+        operation=Operation(
+            "Put dead letters back into the outbox (once what failed them is fixed)",
+            {200: Reply("the dead letters put back", schemas.DEAD_LETTERS_REQUEUED)},
+            description="`id` (repeatable) names them; without it the oldest `limit` (default 100) go back. "
+            "Each moves atomically: it is in the outbox or among the dead letters, never both.",
+            security=_ADMIN,
+            params=(
+                Param(
+                    "id",
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": admin.DEAD_LETTER_ID_RE.pattern},
+                        "maxItems": admin.MAX_REQUEUE_IDS,
+                    },
+                    description="a dead letter's id (repeat for more)",
+                ),
+                Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ),
+            errors=_ADMIN_ERRORS,
+        ),
+    ),
+    ApiRoute(
+        "/v1/members/{card}/export",
+        members.export_member,
+        method="GET",
+        operation=Operation(
+            "Everything stored about the member of a card (a data-subject access request)",
+            {200: Reply("the member's data", schemas.MEMBER_EXPORT)},
+            security=_ADMIN,
+            params=(_MEMBER_CARD,),
+            errors={404: ("unknown_card",)},
+        ),
+    ),
+    ApiRoute(
+        "/v1/members/{card}",
+        members.erase_member,
+        method="DELETE",
+        operation=Operation(
+            "Erase the member's personal data; void the passes (idempotent)",
+            {200: Reply("erased (now or before)", schemas.MEMBER_ERASED)},
+            description="Name, phone, e-mail, consents, app and push tokens, location area and alert history go; "
+            "the card number and ledger figures stay for accounting. The Apple pass is voided and pushed, then "
+            "its registrations are dropped; the Google Wallet object becomes INACTIVE; vouchers are voided too.",
+            security=_ADMIN,
+            params=(_MEMBER_CARD,),
+            errors={404: ("unknown_card",)},
         ),
     ),
     ApiRoute(
@@ -863,8 +959,46 @@ API_ROUTES: list[ApiRoute] = [
                 )
             },
             params=_SIGNED_LINK,
-            errors=_LINK_ERRORS,
+            errors={**_LINK_ERRORS, **_RATE_LIMITED},
         ),
+    ),
+    _report_route(
+        "/v1/reports/installs",
+        reports.installs_report,
+        "Passes added and removed per day, program, platform and tier",
+        Reply(
+            "rows by day, program, platform (Apple Wallet, each Android app, Google Wallet), tier",
+            schemas.REPORT_INSTALLS,
+            also=("text/csv",),
+        ),
+        "Counted when they happen: a new PassKit registration is an install of its app, an unregistration "
+        "(or a registration dropped as stale or evicted) a removal; Google Wallet's save and del callbacks "
+        "likewise. The tier is the card's when the pass was added.",
+        Param("program", {"type": "string"}, description="only this program (another: 400)"),
+    ),
+    _report_route(
+        "/v1/reports/pushes",
+        reports.pushes_report,
+        "Pushes per day, channel and result (from the push journal)",
+        Reply("rows by day, channel, result", schemas.REPORT_PUSHES, also=("text/csv",)),
+        "Every push journal record is counted once, on the day it was recorded. Not per program (`program`: 400).",
+    ),
+    _report_route(
+        "/v1/reports/campaigns",
+        reports.campaigns_report,
+        "Per campaign of a program: cards qualifying, passes carrying it, alerts decided",
+        Reply(
+            "one row per campaign by id, then campaigns deleted since with alerts in the period",
+            schemas.REPORT_CAMPAIGNS,
+            headers={"X-Report-Complete": "false when the card limit stopped the count"},
+            also=("text/csv",),
+        ),
+        "`qualifying` and `carrying` are the cards as stored now (from/to do not apply to them); the alert "
+        "counts are the geo pings' decisions in the period. A pass carries a campaign when its stored "
+        "locations hold one of the campaign's stores with its text and radius, or its notice is the "
+        f"campaign's announce. At most {reports.CARDS_MAX} cards are read (by number): beyond, `complete` "
+        "is false.",
+        Param("program", {"type": "string"}, required=True, description="a program of GET /v1/programs"),
     ),
     ApiRoute(
         "/healthz",

@@ -47,6 +47,8 @@ class Reply:
     model: Model | None = None
     media_type: str | None = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)  # header name -> what it says
+    # other media types of the same answer, chosen by the request (a report's `?format=csv`): as text
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,14 @@ ERROR_CODES: dict[str, str] = {
     "unknown_message": "no such message",
     "unknown_voucher": "no such gift certificate",
     "no_app_device": "the card has no companion-app install registered (POST /v1/apps/devices first)",
-    "rate_limited": "too many requests for this card; retry after Retry-After seconds",
+    "rate_limited": "too many requests (per card, pass, device or client address, as the route says); retry "
+    "after Retry-After seconds",
+}
+
+# Headers an error answer with one of these codes carries, with what they say (the document lists them)
+ERROR_HEADERS: dict[str, dict[str, str]] = {
+    "rate_limited": {"Retry-After": "seconds until the limit lets a request through again"},
+    "keys_unavailable": {"Retry-After": "seconds until the root keys are fetched again"},
 }
 
 

@@ -112,6 +112,8 @@ CARD_STATE = _fixed(
                 "propertyNames": {"enum": list(CLIENTS)},
                 "additionalProperties": _INTEGER,
             },
+            "devices_current": _INTEGER
+            | {"description": "registered devices pushed the card's latest change (all of them once it is delivered)"},
             "created_at": _TIMESTAMP,
             "updated_at": _TIMESTAMP,
             "links": _LINKS,
@@ -486,20 +488,27 @@ DEAD_LETTERS = _fixed(
     "DeadLetters",
     _object(
         {
+            "total": _INTEGER | {"description": "dead letters kept (at most WALLET_DEAD_LETTERS_KEPT)"},
             "dead_letters": _array(
                 _object(
                     {
-                        "id": {"type": ["integer", "string"]},
+                        "id": _STRING | {"description": "the dead letter's id: `before` and requeue take it"},
+                        "entry": _STRING | {"description": "the outbox entry it was"},
                         "kind": _STRING,
                         "attempts": _INTEGER,
                         "error": _NULLABLE_STRING,
                         "failed_at": {"type": "number"},
-                        "payload": {"type": "object", "description": "push tokens cut to their first 8 characters"},
+                        "fields": {"type": "object", "description": "push tokens cut to a short hint"},
                     }
                 )
-            )
+            ),
         }
     ),
+)
+
+DEAD_LETTERS_REQUEUED = _fixed(
+    "DeadLettersRequeued",
+    _object({"requeued": _array(_STRING, description="the ids of the dead letters put back, oldest first")}),
 )
 
 HEALTH = _fixed("Health", _object({"status": {"const": "ok"}}))
@@ -604,4 +613,106 @@ VOUCHER_STATE = _fixed(
         },
         required=["id", "kind", "serial", "program", "card", "voided", "expires", "amount", "currency", "links"],
     ),
+)
+
+
+# -- members and privacy ------------------------------------------------------------------------
+
+MEMBER_EXPORT = _fixed(
+    "MemberExport",
+    _object(
+        {
+            "exported_at": {"type": "number"},
+            "card": {
+                "type": "object",
+                "description": "the card record (no auth token; app_token says only whether one exists)",
+            },
+            "consents": _array({"type": "object"}),
+            "devices": _array(
+                _object({"device": _STRING, "client": _STRING, "push_token": _STRING, "updated_at": {"type": "number"}})
+            ),
+            "app_tokens": _array(_object({"platform": _STRING, "token": _STRING, "updated_at": {"type": "number"}})),
+            "alerts": _array(_object({"at": {"type": "number"}, "campaign": _STRING, "store": _STRING})),
+            "vouchers": _array({"type": "object"}),
+            "pushes": _array({"type": "object", "description": "push journal records of the member's passes"}),
+            "google_wallet": _object(
+                {"object_id": _STRING, "events": _array({"type": "object"}), "synced": {"type": ["object", "null"]}}
+            ),
+        },
+        required=["exported_at", "card", "consents", "devices", "app_tokens", "alerts", "vouchers", "pushes"],
+    ),
+)
+
+MEMBER_ERASED = _fixed(
+    "MemberErased",
+    _object(
+        {
+            "card": _STRING,
+            "erased": {"type": "boolean", "description": "false when an earlier request erased it"},
+            "erased_at": _INTEGER,
+            "vouchers_voided": _INTEGER,
+            "devices": _INTEGER | {"description": "devices still to be told of the void (then forgotten)"},
+        }
+    ),
+)
+
+
+# -- reports (web/reports.py; columns from service/reports.py) ------------------------------------
+
+_DAY: JsonSchema = {"type": "string", "format": "date", "description": "a UTC day"}
+_COUNT: JsonSchema = {"type": "integer", "minimum": 0}
+
+
+def _report(name: str, row: JsonSchema, **fields: JsonSchema) -> Schema:
+    properties = {
+        "report": {"const": name},
+        "from": _DAY | {"description": "the first day counted"},
+        "to": _DAY | {"description": "the last day counted"},
+        **fields,
+        "rows": _array(row),
+    }
+    return _fixed("Report" + name.capitalize(), _object(properties))
+
+
+REPORT_INSTALLS = _report(
+    "installs",
+    _object(
+        {
+            "day": _DAY,
+            "program": _STRING,
+            "platform": _STRING | {"description": "Apple Wallet, an Android app's name, or Google Wallet"},
+            "client": _STRING | {"description": "the app's key (push/clients.py; `google` for Google Wallet)"},
+            "tier": _STRING | {"description": "the card's tier key when the pass was added (a voucher: its kind)"},
+            "installs": _COUNT | {"description": "new registrations (Google: save callbacks)"},
+            "removals": _COUNT | {"description": "registrations removed (Google: del callbacks)"},
+        }
+    ),
+    program=_NULLABLE_STRING | {"description": "the program asked for; null: all"},
+)
+
+REPORT_PUSHES = _report(
+    "pushes",
+    _object({"day": _DAY, "channel": _STRING, "result": _STRING, "count": _COUNT}),
+)
+
+REPORT_CAMPAIGNS = _report(
+    "campaigns",
+    _object(
+        {
+            "campaign": _STRING,
+            "name": _STRING,
+            "program": _STRING,
+            "active": {"type": "boolean", "description": "the campaign runs now"},
+            "deleted": {"type": "boolean", "description": "deleted since; listed for its alerts in the period"},
+            "qualifying": _COUNT | {"description": "cards meeting its conditions now (the schedule aside)"},
+            "carrying": _COUNT | {"description": "passes whose stored content shows it now (locations or announce)"},
+            "alerts_sent": _COUNT,
+            "alerts_capped": _COUNT | {"description": "refused: max_per_day reached"},
+            "alerts_cooldown": _COUNT | {"description": "refused: the same store within 24 h"},
+            "alerts_quiet_hours": _COUNT | {"description": "refused: 22:00-08:00 at the store"},
+        }
+    ),
+    program=_STRING,
+    cards={"type": "integer", "minimum": 0, "description": "the program's cards counted (erased ones left out)"},
+    complete={"type": "boolean", "description": "false: the card limit stopped the count (the first cards by number)"},
 )

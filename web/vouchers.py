@@ -32,7 +32,7 @@ from passes.apple.voucher_json import CERTIFICATE, OFFER, format_amount, offer_d
 from passes.google.save_link import save_jwt, save_url
 from passes.google.vouchers import PAYLOAD_KEYS, voucher_class_id, voucher_object_id
 from push.kinds.google_voucher import voucher_entries
-from store.port import CardUpdate, Fanout, NewEntry, Voucher
+from store.port import CardUpdate, Fanout, Voucher, fixed_fanout
 from web.auth import require_role
 from web.body import parse_json, read_body
 from web.campaigns import CONDITIONS, STORE_ID_RE, TIME_RE, Names, conditions, known_stores, program_of
@@ -226,13 +226,9 @@ async def _holder(services: Services, card_number: str | None, account: str | No
 
 
 def _fanout(services: Services, voucher: Voucher) -> Fanout:
-    entries = voucher_entries(services.settings.pass_type_id, services.settings.google.enabled, voucher.serial)
-
-    # the store may hand the fanout the voucher's card (or nothing of use): the work is the voucher's
-    def fanout(_card: Any) -> list[NewEntry]:
-        return entries
-
-    return fanout
+    return fixed_fanout(
+        voucher_entries(services.settings.pass_type_id, services.settings.google.enabled, voucher.serial)
+    )
 
 
 def _new_voucher(

@@ -195,7 +195,10 @@ def build_pass_json(
         "semantics": {"balance": {"amount": str(card.balance)}},
         "storeCard": store_card,
     }
-    if locations:
+    if card.erased_at:
+        # the member asked to be forgotten (DELETE /v1/members): the pass stays readable but dead
+        pass_json["voided"] = True
+    elif locations:
         pass_json["locations"] = [loc.to_json() for loc in list(locations)[:MAX_LOCATIONS]]
         if radius is not None and radius < default_distance_m:
             pass_json["maxDistance"] = radius

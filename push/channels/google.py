@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # account id, links) is fixed at insert. `classId` is added only on a tier change.
 # merchantLocations too: the geo campaigns change them, and an empty list clears them
 SYNCED_FIELDS: Final = ("state", "loyaltyPoints", "secondaryLoyaltyPoints", "textModulesData", "merchantLocations")
+HAS_USERS: Final = "has_users"  # the event recorded when Google's object says someone saved it
 NOTIFY_LIMIT: Final = 3  # TEXT_AND_NOTIFY messages per object per 24 h (facts §2)
 NOTIFY_WINDOW: Final = 24 * 3600.0
 MAX_MESSAGES: Final = 10  # Google's maximum of `messages` on an object (facts §1.4)
@@ -276,6 +277,8 @@ class GoogleWalletChannel(Channel):
     ) -> None:
         object_id = str(body["id"])
         fields: dict[str, Any] = {key: body[key] for key in SYNCED_FIELDS if key in body}
+        if card.erased_at:
+            fields["accountName"] = ""  # set at insert; an erased member's name must go too
         moved = force or stored is None or stored.tier != card.tier
         if moved and "classId" in body:
             fields["classId"] = body["classId"]
@@ -297,9 +300,10 @@ class GoogleWalletChannel(Channel):
     async def _note_users(self, object_id: str, resource: Any) -> None:
         """A save recorded from the object itself: Google's answer carries `hasUsers`, which stays
         true whether or not its save callback reached us (callbacks stop with a changed callback
-        URL or an outage). Recorded once per object, like a callback's nonce."""
+        URL or an outage). Recorded once per object, like a callback's nonce, as its own event: the
+        install reports count Google's callbacks only, so a save that also sent one is not counted twice."""
         if isinstance(resource, dict) and resource.get("hasUsers") is True:
-            await self.store.record_google_callback(f"hasUsers:{object_id}", object_id, "save", self.clock())
+            await self.store.record_google_callback(f"hasUsers:{object_id}", object_id, HAS_USERS, self.clock())
 
     async def _reinsert(self, body: dict[str, Any], class_body: dict[str, Any]) -> None:
         """The object (and, when Google lacks it too, its class) inserted again from the card."""

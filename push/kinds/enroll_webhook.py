@@ -1,10 +1,11 @@
 """`enroll_webhook`: a member who joined on the join page, announced to the ledger backend
 (WALLET_ENROLL_WEBHOOK_URL) so it can open the account and post a welcome bonus.
 
-The entry carries the member's data itself (name, phone, e-mail, consents): the outbox is storage
-like the card record, and the announcement must say what the member entered even if the card
-changes before delivery. Nothing of it goes to logs or to the push journal, which records the
-card's last 4 digits only. Routed through ("webhook:enroll", ANY) (service/push.py): 2xx is done,
+The entry names the card and holds no personal data: the member's name, phone, e-mail and consents
+are read from the card's record at delivery, so an erasure (DELETE /v1/members) reaches an
+announcement still waiting, retried or dead-lettered alike: an erased card's is dropped unsent.
+Nothing personal goes to logs or to the push journal, which records the card's last 4 digits only.
+Routed through ("webhook:enroll", ANY) (service/push.py): 2xx is done,
 5xx, 429 and timeouts are retried with backoff by the worker, any other 4xx is dead-lettered.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final, cast
 
 from push.batch import Batch, EntryState, OnResult
@@ -20,6 +21,7 @@ from push.channels.base import ANY, Channel, Push
 from push.channels.webhook import WebhookPush
 from push.kinds.base import Fields, MessageError, required
 from push.results import PushResult
+from store.port import Store
 
 ENROLL_WEBHOOK: Final = "webhook:enroll"  # the client of the webhook route in the worker's table
 
@@ -47,17 +49,14 @@ class EnrollWebhook:
         return json.dumps([self.KIND, self.card_number], separators=(",", ":"))
 
     def to_fields(self) -> Fields:
+        # no name, phone, e-mail or consents: the handler reads them from the card (module docstring)
         return {
             "card_number": self.card_number,
             "account": self.account,
             "program": self.program,
-            "name": self.name,
-            "phone": self.phone,
-            "email": self.email or "",
             "joined_at": repr(float(self.joined_at)),
             "delivery": self.delivery,
             "source": self.source,
-            "consents": json.dumps([dict(c) for c in self.consents], separators=(",", ":"), ensure_ascii=False),
         }
 
     @classmethod
@@ -101,8 +100,23 @@ def encode_body(message: EnrollWebhook) -> bytes:
     return json.dumps(message.body(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+async def with_member(message: EnrollWebhook, store: Store) -> EnrollWebhook | None:
+    """The announcement with the member's data as stored now; None when the card is gone or erased."""
+    card = await store.get_card(message.card_number)
+    if card is None or card.erased_at:
+        return None
+    consents = [c.to_dict() for c in await store.consents(card.number) if c.source == message.source]
+    return replace(
+        message, name=card.member.name, phone=card.member.phone or "", email=card.member.email, consents=consents
+    )
+
+
 async def handle(items: list[tuple[EntryState, EnrollWebhook]], batch: Batch) -> None:
-    for state, message in items:
+    for state, stored in items:
+        message = await with_member(stored, batch.store)
+        if message is None:
+            batch.counters["skipped"] += 1  # erased before it went out: there is nobody to announce
+            continue
         channel = batch.channel(state, ENROLL_WEBHOOK, ANY)
         if channel is not None:
             # Push is the APNs/relay union of push/channels/base.py; the webhook channel takes WebhookPush.

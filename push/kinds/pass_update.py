@@ -9,7 +9,7 @@ devices, a device registered after the commit is pushed too, and a device alread
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
@@ -42,6 +42,13 @@ class PassUpdate:
 
 
 async def handle(items: list[tuple[EntryState, PassUpdate]], batch: Batch) -> None:
+    await push_devices(items, batch)
+
+
+async def push_devices(items: Sequence[tuple[EntryState, PassUpdate]], batch: Batch, *, forget: bool = False) -> None:
+    """Tell every device of each pass that has not seen its current tag. With `forget` (a voided
+    pass, push/kinds/pass_void.py) each device's registration is dropped once it was told, or once
+    telling it failed for good: nothing more will ever be pushed to it."""
     keys: list[PassKey] = [(message.pass_type_id, message.serial) for _, message in items]
     targets = await batch.store.pass_targets(keys)
     # Two entries of one pass in a batch (one claimed earlier, retried) push each device once.
@@ -54,6 +61,8 @@ async def handle(items: list[tuple[EntryState, PassUpdate]], batch: Batch) -> No
             key = (device.device_id, message.pass_type_id, message.serial)
             if device.pushed_tag >= target.tag or key in seen:
                 batch.counters["skipped"] += 1  # already told of this (or a newer) change
+                if forget and key not in seen:
+                    await _forget(batch, message, device)
                 continue
             seen.add(key)
             # The app that registered decides the way out: APNs for Apple Wallet, its maker's
@@ -62,7 +71,12 @@ async def handle(items: list[tuple[EntryState, PassUpdate]], batch: Batch) -> No
             if channel is not None:
                 push = PassPush(device.push_token, service_url=device.push_service_url)
                 # a partial, not a closure: one object per push on the hot path
-                batch.send(channel, push, partial(_on_result, batch, state, message, device, target.tag))
+                on_result = partial(_on_result, batch, state, message, device, target.tag, forget)
+                batch.send(channel, push, on_result)
+
+
+async def _forget(batch: Batch, message: PassUpdate, device: DeviceTarget) -> None:
+    await batch.store.unregister_device(device.device_id, message.pass_type_id, message.serial, batch.now)
 
 
 async def _on_result(
@@ -71,12 +85,18 @@ async def _on_result(
     message: PassUpdate,
     device: DeviceTarget,
     tag: int,
+    forget: bool,
     result: PushResult,
     channel: Channel,
 ) -> None:
     token = device.push_token
     batch.count(device.client, result.status)
-    if result.status == "ok":
+    if forget and result.status in ("ok", "invalid_token", "failed"):
+        # told, or never can be: the registration (and its push token) goes; no mark is left behind
+        await _forget(batch, message, device)
+        if result.status == "ok":
+            batch.delivered()
+    elif result.status == "ok":
         batch.mark(PushMark(device.device_id, message.pass_type_id, message.serial, tag))
     elif result.status == "invalid_token":
         # Only if the device has not re-registered (possibly with a new token) since the

@@ -193,3 +193,14 @@ def test_notice_is_a_back_field_with_a_change_message(coffee, make_card) -> None
     assert news["label"] == "label.news"
     assert not unresolved_keys(pj, coffee.strings)
     validate_pass_json(pj)
+
+
+def test_an_erased_members_pass_is_void_without_locations(coffee, make_card) -> None:
+    locs = [Location(55.75, 37.61, "Coffee Point nearby")]
+    live = build(coffee, make_card(), locations=locs)
+    assert "voided" not in live and live["locations"]
+    from cards.model import Member
+
+    void = build(coffee, make_card(erased_at=1_800_000_000, member=Member(name="")), locations=locs)
+    assert void["voided"] is True and "locations" not in void
+    assert validate_pass_json(void, strings=coffee.strings, require_https=True) == []

@@ -25,6 +25,7 @@ from push.messages import decode, entry
 from push.worker import Worker
 from store.port import NewEntry, Store
 from tests.fakes.google_wallet_server import FakeGoogleWalletServer, WalletReply
+from tests.pii_guard import sensitive_card
 
 ISSUER = "3388000000022141777"
 TEMPLATES = Path(__file__).resolve().parents[2] / "pass_templates"
@@ -96,7 +97,7 @@ async def issue(store: Store, n: int = 1) -> Card:
         member=Member("Анна"),
         balance=100,
     )
-    stored, _ = await store.create_card(card)
+    stored, _ = await store.create_card(sensitive_card(card))
     return stored
 
 
@@ -498,7 +499,7 @@ async def test_has_users_in_a_patch_answer_records_the_save_once_where_callbacks
         await change(store, card, version, balance, now, message=None)
         await worker.run_until_idle(now)
     installs = await store.google_installs(oid(card))
-    assert [event for event, _ in installs] == ["save"]
+    assert [event for event, _ in installs] == ["has_users"]
 
 
 async def test_a_geo_change_patches_locations_and_adds_the_notice_once(

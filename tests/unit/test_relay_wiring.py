@@ -135,3 +135,12 @@ def test_worker_concurrency_is_a_bounded_setting(tmp_path: Path):
         assert "WALLET_WORKER_CONCURRENCY" in str(info.value)
     worker = build_worker(dev_settings(tmp_path, WALLET_WORKER_CONCURRENCY="300"), store=None)  # type: ignore[arg-type]
     assert worker.concurrency == 300
+
+
+def test_worker_concurrency_keeps_pushes_in_flight_bounded(tmp_path: Path):
+    # 1000 entries x 10 devices is the bound; more devices per pass mean fewer entries at once
+    many = dev_settings(tmp_path, WALLET_MAX_DEVICES_PER_PASS="100")
+    assert build_worker(many, store=None).concurrency == 100  # type: ignore[arg-type]
+    assert build_worker(dev_settings(tmp_path), store=None).concurrency == 1000  # type: ignore[arg-type]
+    huge = dev_settings(tmp_path, WALLET_MAX_DEVICES_PER_PASS="1000", WALLET_WORKER_CONCURRENCY="5")
+    assert build_worker(huge, store=None).concurrency == 5  # type: ignore[arg-type]

@@ -129,6 +129,37 @@ def test_each_process_on_one_redis_exposes_its_own(server_factory, store_kind: s
     assert "wallet_pushes" in scrape(first) and "wallet_pushes" not in scrape(second)
 
 
+def test_a_standalone_worker_serves_its_own_push_metrics(server_factory, store_kind: str, tmp_path) -> None:
+    if store_kind != "redis":
+        pytest.skip("a standalone worker shares the store on Redis")
+    from tests.web.conftest import free_port
+    from tests.web.test_push_e2e import WorkerProcess
+
+    server = server_factory(WALLET_RUN_WORKER="0")
+    port = free_port()
+    worker = WorkerProcess({**server.env, "WALLET_WORKER_METRICS_PORT": str(port)}, tmp_path / "worker.log")
+    try:
+        issued = server.issue("metrics-worker-" + uuid.uuid4().hex[:8])
+        register(server, issued, token())
+        posted = server.post_ledger([{"id": uuid.uuid4().hex, "card": issued["card"], "version": 1, "balance": 3}])
+        assert posted.json()["accepted"]
+
+        def worker_families() -> dict[str, list[Sample]]:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return {}
+            return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+        ok = ("wallet_pushes", "wallet_pushes_total")
+        wait_for(lambda: value(worker_families(), *ok, client="apple", result="ok") == 1, timeout=30)
+        # the web process sent nothing: its registry has no pushes
+        assert value(scrape(server), *ok, client="apple", result="ok") == 0
+        assert "wallet_push_latency_seconds" in worker_families()
+    finally:
+        worker.stop()
+
+
 # -- in-process: the registry and the middleware ----------------------------------------------------
 
 

@@ -394,6 +394,7 @@ def test_the_ledger_event_schema_and_the_ledger_parser_agree(item, programs, bui
 
 SAMPLE_PATH_VALUES = {
     "card_number": "4000000000000002",
+    "card": "4000000000000002",
     "serial": "unknownserial",
     "deviceLibraryIdentifier": "dev1",
     "passTypeIdentifier": PASS_TYPE_ID,

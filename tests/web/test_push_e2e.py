@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fakes.apns_server import ApnsReply
+from tests.pii_guard import sensitive
 from tests.web.apns_thread import ThreadedApns
 from tests.web.conftest import PASS_TYPE_ID, ROOT, LiveServer
 from tests.web.iphone import read_pass_json
@@ -40,7 +41,7 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
 
 
 def token() -> str:
-    return uuid.uuid4().hex + uuid.uuid4().hex
+    return sensitive(uuid.uuid4().hex + uuid.uuid4().hex, "push token")
 
 
 def register(server: LiveServer, issued: dict, push_token: str) -> str:
@@ -98,6 +99,8 @@ def test_ledger_event_reaches_every_device_through_apns(server_factory, apns: Th
     assert first.headers["apns-topic"] == PASS_TYPE_ID and first.auth == "cert"
     # 410 removed the registration; the three others remain
     wait_for(lambda: server.api().get(f"/v1/cards/{issued['card']}").json()["devices"] == 3)
+    # and the card says its change reached every device it has ("did every card get updated?")
+    wait_for(lambda: server.api().get(f"/v1/cards/{issued['card']}").json()["devices_current"] == 3)
     counts = Counter(apns.tokens())
     assert counts[good] == 1 and counts[gone] == 1
     assert counts[flaky] == 2 and counts[throttled] == 2  # one failure, one retry that got through

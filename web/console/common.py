@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from web.pages.console_strings import CONSOLE_STRINGS
-from web.pages.security import CSRF_FIELD, csrf_token_for, csrf_valid, session_role, set_csrf_cookie
+from web.pages.security import CSRF_FIELD, csrf_token_for, csrf_valid, read_form, session_role, set_csrf_cookie
 from web.pages.strings import Strings
 from web.pages.templating import LANGUAGES, choose_language, render
 from web.services import Services, services_of
@@ -108,9 +108,10 @@ def console_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         language = language_of(request)
         form: FormData | None = None
         if request.method == "POST":
-            form = await request.form(max_files=1, max_fields=FORM_MAX_FIELDS)
-            token = form.get(CSRF_FIELD)
-            if not csrf_valid(request, services.settings, token if isinstance(token, str) else None):
+            # a form no page of ours posts (too many fields or files) is refused as one without a token
+            form = await read_form(request, max_files=1, max_fields=FORM_MAX_FIELDS)
+            token = form.get(CSRF_FIELD) if form is not None else None
+            if form is None or not csrf_valid(request, services.settings, token if isinstance(token, str) else None):
                 return csrf_refused(request, language)
         return await handler(Console(request, role, language, form))
 

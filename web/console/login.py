@@ -8,7 +8,14 @@ from starlette.responses import RedirectResponse, Response
 
 from web.auth import role_of
 from web.console.common import Console, console_route, language_of, page, see_other, strings_for
-from web.pages.security import CSRF_COOKIE, CSRF_FIELD, clear_session_cookie, csrf_valid, set_session_cookie
+from web.pages.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    clear_session_cookie,
+    csrf_valid,
+    read_form,
+    set_session_cookie,
+)
 from web.ratelimit import rule
 from web.services import services_of
 
@@ -43,9 +50,9 @@ async def console_login(request: Request) -> Response:
     if wait is not None:
         message = strings_for(language)["too_many"].format(seconds=wait)
         return _login_form(request, error=message, status_code=429, headers={"Retry-After": str(wait)})
-    form = await request.form(max_files=0, max_fields=10)
-    token = form.get(CSRF_FIELD)
-    if not csrf_valid(request, settings, token if isinstance(token, str) else None):
+    form = await read_form(request, max_files=0, max_fields=10)
+    token = form.get(CSRF_FIELD) if form is not None else None
+    if form is None or not csrf_valid(request, settings, token if isinstance(token, str) else None):
         # refused like every other console POST, but answered with the form itself (a fresh token) and
         # 400: nobody is signed in yet, so this is an expired form, not a forbidden act
         return _login_form(request, error=strings_for(language)["csrf_text"], status_code=400)

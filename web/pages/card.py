@@ -143,7 +143,8 @@ async def card_page(request: Request) -> Response:
         return limited
     card = await card_from_page_link(request, request.path_params["serial"])
     template = services.programs.get(card.program) if card is not None else None
-    if card is None or template is None:
+    if card is None or template is None or card.erased_at:
+        # an erased member's card has no page: its passes are void (DELETE /v1/members)
         return not_found_page(request, choose_language(request, ("ru", "en"), "ru"))
     language = choose_language(request, template.locales, card.locale)
     t = strings_for(language)

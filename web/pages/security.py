@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -104,6 +107,18 @@ def csrf_valid(request: Request, settings: Settings, token: str | None) -> bool:
     if not nonce or not token:
         return False
     return hmac.compare_digest(_csrf_token(settings, nonce), token)
+
+
+async def read_form(
+    request: Request, *, max_files: int, max_fields: int, max_part_size: int = 1024 * 1024
+) -> FormData | None:
+    """The posted form, or None when it cannot be a form of our pages (more fields or files than the limits,
+    a part over `max_part_size`, broken multipart). The page then refuses it as one without a valid CSRF
+    token, in HTML: left to Starlette, the same form got a JSON 400 `bad_request` no page documents."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+    except (HTTPException, MultiPartException):
+        return None
 
 
 # -- console sessions -----------------------------------------------------------------------------
