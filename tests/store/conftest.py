@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from cards.model import Card, Member
 from push.messages import PassUpdate, entry
 from store.port import NewEntry
+from store.schema.sqlite import MIGRATIONS
 from tests.pii_guard import sensitive_card
 
 
@@ -30,3 +34,13 @@ def note(n: int, kind: str = "note", key: str | None = None) -> NewEntry:
 def pass_fanout(card: Card) -> list[NewEntry]:
     """What ledger intake enqueues per changed card (service/ledger.py): its pass update."""
     return [entry(PassUpdate("pass.t", card.serial))]
+
+
+def sqlite_at_schema(path: Path, version: int) -> sqlite3.Connection:
+    """A database as schema `version` wrote it (its migrations applied, none after), for upgrade tests."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:version]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn

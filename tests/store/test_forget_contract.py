@@ -19,6 +19,7 @@ from store.redis import SCHEMA_VERSION, RedisStore
 from store.schema.sqlite import MIGRATIONS
 from store.sqlite import SqliteStore
 from tests.conftest import REDIS_URL, delete_prefix
+from tests.store.conftest import sqlite_at_schema
 
 NOW = 1_700_000_000.0
 OBJECT = "3388000000022141777.card-1"
@@ -252,11 +253,7 @@ async def test_redis_schema_5_indexes_nonces_and_finished_jobs(tmp_path: Path) -
 
 async def test_sqlite_migration_10_keeps_and_forgets_what_was_stored_before(tmp_path: Path) -> None:
     path = tmp_path / "wallet.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:9]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 9")
+    conn = sqlite_at_schema(path, 9)
     conn.executemany(
         "INSERT INTO geo_jobs (id, program, kind, payload, cursor, created_at, done)"
         " VALUES (?, 'coffee', ?, '{}', '9', ?, ?)",

@@ -8,6 +8,7 @@ import asyncio
 
 from store.port import GOOGLE_EVENTS_KEPT, Store
 from tests.conftest import StoreFactory
+from tests.store.conftest import sqlite_at_schema
 
 NOW = 1_700_000_000.0
 OBJECT = "3388000000022141777.card-1"
@@ -86,17 +87,12 @@ async def test_recorded_callbacks_survive_reopening(store_factory: StoreFactory)
 
 
 async def test_sqlite_schema_3_database_gains_the_table(tmp_path) -> None:
-    import sqlite3
 
     from store.schema.sqlite import MIGRATIONS
     from store.sqlite import SqliteStore
 
     path = tmp_path / "wallet.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:3]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
+    conn = sqlite_at_schema(path, 3)
     conn.close()
     store = SqliteStore(path)
     await store.open()

@@ -18,8 +18,7 @@ from store.redis import GROUP, SCHEMA_VERSION, RedisStore
 from store.schema.sqlite import MIGRATIONS
 from store.sqlite import SqliteStore
 from tests.conftest import REDIS_URL, delete_prefix
-
-from .conftest import make_card
+from tests.store.conftest import make_card, sqlite_at_schema
 
 NOW = 1_700_000_000.0
 
@@ -136,11 +135,7 @@ async def test_redis_schema_1_outbox_and_pushed_tags_are_converted() -> None:
 
 async def test_sqlite_schema_2_registrations_are_kept_as_apple(tmp_path: Path) -> None:
     path = tmp_path / "wallet.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:2]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 2")
+    conn = sqlite_at_schema(path, 2)
     conn.execute(
         "INSERT INTO registrations (device_id, pass_type_id, serial, push_token, updated_at) VALUES (?, ?, ?, ?, ?)",
         ("dev", "pass.t", "s1", "ab" * 32, NOW),
@@ -177,11 +172,7 @@ async def test_redis_registrations_written_before_clients_read_as_apple() -> Non
 
 async def test_sqlite_schema_6_cards_page_and_geo_after_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "wallet.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:6]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 6")
+    conn = sqlite_at_schema(path, 6)
     cards = [make_card(i, program="coffee" if i % 2 else "tea").with_changes(tag=i + 1) for i in range(30)]
     conn.executemany(
         "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -245,15 +236,6 @@ async def test_redis_schema_2_cards_are_paged_after_upgrade() -> None:
         await delete_prefix(prefix)
 
 
-def _schema_7(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:7]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 7")
-    return conn
-
-
 def _phoned(i: int, phone: str | None, program: str = "coffee", created_at: int = 1_600_000_000) -> Card:
     return make_card(i, program=program).with_changes(
         member=Member(name=f"M{i}", phone=phone), tag=i + 1, created_at=created_at
@@ -262,7 +244,7 @@ def _phoned(i: int, phone: str | None, program: str = "coffee", created_at: int 
 
 async def test_sqlite_schema_7_phone_index_is_backfilled(tmp_path: Path) -> None:
     path = tmp_path / "wallet.db"
-    conn = _schema_7(path)
+    conn = sqlite_at_schema(path, 7)
     # inserted in this order: the first inserted with a phone keeps it, whatever its number
     cards = [
         _phoned(5, "+79001111111"),
@@ -373,11 +355,7 @@ async def test_redis_schema_3_phone_index_and_job_history_are_backfilled() -> No
 
 async def test_sqlite_schema_8_keeps_event_ids_registrations_and_dead_letters(tmp_path: Path) -> None:
     path = tmp_path / "wallet.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:8]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 8")
+    conn = sqlite_at_schema(path, 8)
     card = make_card(1).with_changes(version=1, tag=1)
     conn.execute(
         "INSERT INTO cards (number, serial, account, program, version, tag, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
