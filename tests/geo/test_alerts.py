@@ -15,6 +15,7 @@ from geo.alerts import (
 from geo.campaigns import Campaign, Conditions
 from geo.locations import StoreLocation
 from store.port import AlertRecord
+from tests.geo.cards import campaign as shared_campaign
 from tests.geo.cards import card
 
 LAT, LON = 55.7558, 37.6173
@@ -29,20 +30,7 @@ def store(id: str, dlat: float = 0.0, zone: str = "Europe/Moscow", program: str 
 
 
 def campaign(id: str = "c1", **changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id=id,
-        program="coffee",
-        name="nearby",
-        text="{store} nearby",
-        stores=None,
-        when=Conditions(),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=2,
-        radius_m=200,
-    )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
+    return shared_campaign(id, **{"text": "{store} nearby", "max_per_day": 2, "radius_m": 200, **changes})
 
 
 def by_id(*stores: StoreLocation) -> dict[str, StoreLocation]:

@@ -19,27 +19,16 @@ from geo.campaigns import (
     template_problem,
     worst_case_length,
 )
+from tests.geo.cards import campaign as shared_campaign
 from tests.geo.cards import card
 
 TODAY = date(2026, 12, 2)
 
 
-def campaign(**changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id="c1",
-        program="coffee",
-        name="nearby",
-        text="{store} nearby — you have {balance} points",
-        stores=None,
-        when=Conditions(),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=1,
-        radius_m=100,
-        announce=None,
+def campaign(id: str = "c1", **changes: object) -> Campaign:
+    return shared_campaign(
+        id, **{"text": "{store} nearby — you have {balance} points", "radius_m": 100, "announce": None, **changes}
     )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
 
 
 # -- schedule ---------------------------------------------------------------------------------

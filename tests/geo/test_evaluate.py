@@ -17,28 +17,11 @@ from geo.evaluate import (
 )
 from geo.locations import StoreLocation
 from geo.nearest import NearestIndex
-from tests.geo.cards import card
+from tests.geo.cards import campaign, card
 
 TODAY = date(2026, 12, 2)
 NOW = 1_796_000_000.0
 CENTRE = (55.75, 37.62)
-
-
-def campaign(id: str = "c1", **changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id=id,
-        program="coffee",
-        name="nearby",
-        text="{store}: {balance} points",
-        stores=None,
-        when=Conditions(),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=1,
-        radius_m=150,
-    )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
 
 
 def stores(count: int) -> dict[str, StoreLocation]:

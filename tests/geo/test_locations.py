@@ -6,6 +6,7 @@ from datetime import date
 from geo.campaigns import Campaign, Conditions
 from geo.distance import haversine_m
 from geo.locations import MAX_LOCATIONS, PassLocation, StoreLocation, choose_locations
+from tests.geo.cards import campaign as shared_campaign
 from tests.geo.cards import card
 
 TODAY = date(2026, 12, 2)
@@ -13,20 +14,7 @@ CENTRE = (55.75, 37.62)
 
 
 def campaign(id: str = "c1", **changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id=id,
-        program="coffee",
-        name="nearby",
-        text=f"{id}: {{store}} — {{balance}}",
-        stores=None,
-        when=Conditions(),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=1,
-        radius_m=100,
-    )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
+    return shared_campaign(id, **{"text": f"{id}: {{store}} — {{balance}}", "radius_m": 100, **changes})
 
 
 def store(id: str, dlat: float, dlon: float = 0.0, program: str = "coffee") -> StoreLocation:

@@ -14,6 +14,7 @@ from passes.programs import load_programs
 from service.geo import GeoRunner, GeoService
 from service.ledger import LedgerIntake
 from store.port import Store
+from tests.geo.cards import campaign as shared_campaign
 from tests.store.conftest import make_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,20 +23,9 @@ PASS_TYPE = "pass.test"
 
 
 def campaign(id: str = "c1", **changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id=id,
-        program="coffee",
-        name="nearby",
-        text="{store}: {balance}",
-        stores=None,
-        when=Conditions(min_balance=100),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=1,
-        radius_m=100,
+    return shared_campaign(
+        id, **{"text": "{store}: {balance}", "when": Conditions(min_balance=100), "radius_m": 100, **changes}
     )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
 
 
 async def setup(store: Store, cards: int = 40) -> tuple[GeoService, LedgerIntake]:

@@ -19,6 +19,7 @@ from push import clients
 from service import reports
 from service.reports import CampaignTally, Period, ReportQueryError
 from store.port import FactCount, Store
+from tests.geo.cards import campaign as shared_campaign
 from web.wallet_apps import APPS
 
 TODAY = date(2026, 12, 2)
@@ -176,20 +177,7 @@ def card(number: str = "7790000000000001", **changes: object) -> Card:
 
 
 def campaign(id: str, **changes: object) -> Campaign:
-    values: dict[str, object] = dict(
-        id=id,
-        program="coffee",
-        name="name of " + id,
-        text="{store}: {balance} points",
-        stores=None,
-        when=Conditions(),
-        starts_at=None,
-        ends_at=None,
-        max_per_day=1,
-        radius_m=150,
-    )
-    values.update(changes)
-    return Campaign(**values)  # type: ignore[arg-type]
+    return shared_campaign(id, **{"name": "name of " + id, **changes})
 
 
 def shops(count: int = 4) -> dict[str, StoreLocation]:
